@@ -1,0 +1,125 @@
+"""Read-only dataset for the pretrained MobileNetV2 backbone weights."""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import fsspec
+import numpy as np
+from kedro.io import AbstractDataset, DatasetError
+
+IMAGENET = "imagenet"
+# The official Keras ImageNet MobileNetV2 (alpha 1.0, 224) no-top weights file.
+OFFICIAL_WEIGHTS_FILE = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
+OFFICIAL_WEIGHTS_SHA256 = "f8aff69536bd77a692c594f559c798c19bf7f3f36668fc9fa00b21c6aab4797c"
+
+
+def sha256_of(path: Path) -> str:
+    """Return the hex SHA-256 digest of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_mobilenet_v2_weights(weights_file: Path) -> list[np.ndarray]:
+    """Load a Keras HDF5 MobileNetV2 no-top weights file into a list of arrays.
+
+    The arrays are in ``model.get_weights()`` order, ready for ``model.set_weights``
+    on a MobileNetV2 built with ``weights=None`` (any input size: the backbone is
+    fully convolutional).
+    """
+    import keras  # noqa: PLC0415 - TensorFlow is slow to import; only load it when needed.
+
+    model = keras.applications.MobileNetV2(
+        include_top=False, weights=None, pooling="avg", input_shape=(224, 224, 3)
+    )
+    model.load_weights(str(weights_file))
+    return model.get_weights()
+
+
+class BackboneWeightsDataset(AbstractDataset[None, list[np.ndarray]]):
+    """MobileNetV2 ImageNet weights, loaded once on the driver to be broadcast.
+
+    ``source`` is either ``imagenet`` (the official Keras file, downloaded once and
+    cached by Keras, always checked against its official SHA-256) or a path or
+    fsspec URI (``s3://...``) to a Keras ``.h5`` weights file, checked against
+    ``sha256`` when one is given.
+
+    Example catalog entry::
+
+        backbone_weights:
+          type: fruits.datasets.BackboneWeightsDataset
+          source: s3://my-bucket/models/mobilenet_v2_no_top.h5
+          sha256: 71e4c4...
+    """
+
+    def __init__(
+        self,
+        *,
+        source: str = IMAGENET,
+        sha256: str | None = None,
+        fs_args: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self._source = str(source)
+        self._sha256 = sha256.lower() if sha256 else None
+        self._fs_args = fs_args or {}
+        self.metadata = metadata
+
+    def load(self) -> list[np.ndarray]:
+        """Fetch (if remote), verify and read the weights file."""
+        if self._source == IMAGENET:
+            return self._read_verified(self._download_official(), OFFICIAL_WEIGHTS_SHA256)
+        protocol, _ = fsspec.core.split_protocol(self._source)
+        if protocol in (None, "file"):
+            return self._read_verified(Path(self._source.removeprefix("file://")), self._sha256)
+        with tempfile.TemporaryDirectory() as download_dir:
+            local_copy = Path(download_dir) / Path(self._source).name
+            fsspec.filesystem(protocol, **self._fs_args).get(self._source, str(local_copy))
+            return self._read_verified(local_copy, self._sha256)
+
+    def save(self, data: list[np.ndarray]) -> None:
+        """Refuse to write: the pretrained weights are an input of the project."""
+        raise DatasetError("BackboneWeightsDataset is read-only.")
+
+    def _describe(self) -> dict[str, Any]:
+        return {"source": self._source, "sha256": self._sha256}
+
+    @staticmethod
+    def _download_official() -> Path:
+        import keras  # noqa: PLC0415
+        # Keras keeps the official download location private; reuse it rather than copy it.
+        from keras.src.applications.mobilenet_v2 import BASE_WEIGHT_PATH  # noqa: PLC0415
+
+        try:
+            return Path(
+                keras.utils.get_file(
+                    OFFICIAL_WEIGHTS_FILE,
+                    BASE_WEIGHT_PATH + OFFICIAL_WEIGHTS_FILE,
+                    cache_subdir="models",
+                    file_hash=OFFICIAL_WEIGHTS_SHA256,
+                )
+            )
+        except Exception as error:
+            raise DatasetError(
+                f"Could not download the official ImageNet weights ({error}). Without internet "
+                "access, set weights_source to a local or s3:// copy of a MobileNetV2 no-top .h5 file."
+            ) from error
+
+    def _read_verified(self, weights_file: Path, expected_sha256: str | None) -> list[np.ndarray]:
+        if not weights_file.is_file():
+            raise DatasetError(
+                f"Weights file {weights_file} does not exist: point weights_source at a "
+                "MobileNetV2 no-top .h5 file, or use 'imagenet'."
+            )
+        if expected_sha256 and sha256_of(weights_file) != expected_sha256:
+            raise DatasetError(
+                f"Weights file {weights_file} does not match the expected sha256 "
+                f"{expected_sha256}: replace the file or fix weights_sha256."
+            )
+        return read_mobilenet_v2_weights(weights_file)

@@ -1,0 +1,154 @@
+"""Nodes of the reduction pipeline."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # Headless: plots are files, never windows.
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from pyspark.ml import Pipeline, PipelineModel  # noqa: E402
+from pyspark.ml.feature import PCA, StandardScaler, VectorSlicer  # noqa: E402
+from pyspark.ml.functions import array_to_vector, vector_to_array  # noqa: E402
+from pyspark.sql import DataFrame  # noqa: E402
+from pyspark.sql import functions as F  # noqa: E402
+
+# Column names of the PCA model's input and output, for users applying it to new images.
+FEATURE_VECTOR = "feature_vector"
+PCA_VECTOR = "pca_vector"
+_SCALED_VECTOR = "scaled_feature_vector"
+_ALL_COMPONENTS = "all_components"
+
+
+def to_feature_vectors(image_features: DataFrame) -> DataFrame:
+    """Add the ``feature_vector`` column (an ML vector) that ``pca_model`` expects."""
+    return image_features.withColumn(FEATURE_VECTOR, array_to_vector(F.col("features")))
+
+
+def choose_k(explained_variance_ratio: np.ndarray, variance_target: float) -> int:
+    """Smallest number of components whose cumulative explained variance reaches the target."""
+    cumulative = np.cumsum(explained_variance_ratio)
+    # Float rounding can leave the full sum a hair under 1.0; then every component is needed.
+    reached = np.flatnonzero(cumulative >= variance_target - 1e-12)
+    return int(reached[0]) + 1 if reached.size else len(cumulative)
+
+
+def fit_pca(
+    image_features: DataFrame,
+    standardize: bool,
+    variance_target: float,
+    k: int | None,
+) -> tuple[PipelineModel, dict[str, Any]]:
+    """Fit the PCA once on all components and keep the first k.
+
+    k is ``k`` when given, else the smallest k whose cumulative explained variance
+    reaches ``variance_target``. The decomposition is computed once; the saved model
+    slices its first k components.
+
+    Args:
+        image_features: ``features`` arrays, one row per image.
+        standardize: Scale every feature to unit variance (and zero mean) before PCA.
+        variance_target: Share of the variance to keep, in (0, 1].
+        k: Fixed number of components, or None to derive it from ``variance_target``.
+
+    Returns:
+        The fitted ``pca_model`` (input ``feature_vector``, output ``pca_vector``) and
+        the ``explained_variance`` report.
+    """
+    if not 0 < variance_target <= 1:
+        raise ValueError(f"variance_target={variance_target} must be in (0, 1].")
+    vectors = to_feature_vectors(image_features).select(FEATURE_VECTOR).persist()
+    try:
+        n_images = vectors.count()
+        n_features = len(vectors.first()[FEATURE_VECTOR])
+        if k is not None and not 1 <= k <= min(n_images, n_features):
+            raise ValueError(
+                f"k={k} must be between 1 and min(images, features) = "
+                f"{min(n_images, n_features)}; lower k or set it to null."
+            )
+        stages = []
+        pca_input = FEATURE_VECTOR
+        if standardize:
+            stages.append(
+                StandardScaler(
+                    withMean=True, withStd=True, inputCol=FEATURE_VECTOR, outputCol=_SCALED_VECTOR
+                )
+            )
+            pca_input = _SCALED_VECTOR
+        stages.append(PCA(k=n_features, inputCol=pca_input, outputCol=_ALL_COMPONENTS))
+        decomposition = Pipeline(stages=stages).fit(vectors)
+    finally:
+        vectors.unpersist()
+
+    ratios = decomposition.stages[-1].explainedVariance.toArray()
+    chosen_k = k if k is not None else choose_k(ratios, variance_target)
+    keep_first_k = VectorSlicer(
+        inputCol=_ALL_COMPONENTS, outputCol=PCA_VECTOR, indices=list(range(chosen_k))
+    )
+    pca_model = PipelineModel(stages=[*decomposition.stages, keep_first_k])
+    cumulative = np.cumsum(ratios)
+    explained_variance = {
+        "k": chosen_k,
+        "k_source": "fixed" if k is not None else "variance_target",
+        "variance_target": variance_target,
+        "variance_at_k": float(cumulative[chosen_k - 1]),
+        "standardize": standardize,
+        "n_images": n_images,
+        "n_features": n_features,
+        "explained_variance_ratio": ratios.tolist(),
+        "cumulative_explained_variance": cumulative.tolist(),
+    }
+    return pca_model, explained_variance
+
+
+def project_features(image_features: DataFrame, pca_model: PipelineModel) -> DataFrame:
+    """Project every image's features on the first k principal components.
+
+    Returns:
+        ``path``, ``label``, ``split`` and ``pca_features`` (array of k floats).
+    """
+    projected = pca_model.transform(to_feature_vectors(image_features))
+    return projected.select(
+        "path",
+        "label",
+        "split",
+        vector_to_array(F.col(PCA_VECTOR), "float32").alias("pca_features"),
+    )
+
+
+def plot_explained_variance(explained_variance: dict[str, Any]) -> Figure:
+    """Scree plot: per-component and cumulative explained variance, with k marked."""
+    ratios = np.asarray(explained_variance["explained_variance_ratio"])
+    cumulative = np.asarray(explained_variance["cumulative_explained_variance"])
+    k = explained_variance["k"]
+    shown = min(len(ratios), max(2 * k, 50))
+    components = np.arange(1, shown + 1)
+
+    figure, per_component_axis = plt.subplots(figsize=(9, 5))
+    per_component_axis.bar(components, ratios[:shown], color="tab:blue", alpha=0.6)
+    per_component_axis.set_xlabel("principal component")
+    per_component_axis.set_ylabel("explained variance ratio", color="tab:blue")
+    cumulative_axis = per_component_axis.twinx()
+    cumulative_axis.plot(components, cumulative[:shown], color="tab:red")
+    cumulative_axis.set_ylim(0, 1.02)
+    cumulative_axis.set_ylabel("cumulative explained variance", color="tab:red")
+    cumulative_axis.axvline(k, color="black", linestyle="--")
+    if explained_variance["k_source"] == "variance_target":
+        cumulative_axis.axhline(
+            explained_variance["variance_target"], color="grey", linestyle=":", label="target"
+        )
+    cumulative_axis.annotate(
+        f"k = {k} ({explained_variance['variance_at_k']:.1%})",
+        xy=(k, explained_variance["variance_at_k"]),
+        xytext=(8, -16),
+        textcoords="offset points",
+    )
+    per_component_axis.set_title(
+        f"PCA of {explained_variance['n_images']} images x {explained_variance['n_features']} features"
+    )
+    figure.tight_layout()
+    return figure
