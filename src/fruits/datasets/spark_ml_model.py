@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from kedro.io import AbstractDataset
@@ -16,7 +17,9 @@ class SparkMLModelDataset(AbstractDataset[PipelineModel, PipelineModel]):
     """
 
     def __init__(self, *, filepath: str, metadata: dict[str, Any] | None = None) -> None:
-        self._filepath = filepath
+        # Spark resolves relative paths against the JVM's start directory; pin them to
+        # the current one, as kedro-datasets' Spark datasets do.
+        self._filepath = filepath if "://" in filepath else str(Path(filepath).resolve())
         self.metadata = metadata
 
     def load(self) -> PipelineModel:

@@ -1,0 +1,138 @@
+"""Shared fixtures: the project's own Spark session and one real pipeline run.
+
+Tests use the real Fruits-360 images and the offline MobileNetV2 weights of the
+workspace's shared folder (next to the repository).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+FRUITS_360 = SHARED / "data" / "fruits-360"
+WEIGHTS_FILE = SHARED / "models" / "mobilenet_v2_1.0_224_no_top.reconstructed.h5"
+WEIGHTS_SHA256 = "71e4c4ec4aa24c9c951b9265d6de42e1336dcf614c2214fa6a989208615e232c"
+WEIGHTS_PARAMS = {"weights_source": str(WEIGHTS_FILE), "weights_sha256": WEIGHTS_SHA256}
+
+# 22 classes (names with spaces among them) x (8 Training + 2 Test) = 220 real images.
+PIPELINE_CLASSES = [
+    "Apple Braeburn", "Apple Granny Smith", "Apricot", "Avocado", "Banana", "Cactus fruit",
+    "Cherry 1", "Cocos", "Grape Blue", "Kiwi", "Lemon", "Limes", "Mango", "Orange",
+    "Pear", "Pineapple", "Plum", "Pomegranate", "Raspberry", "Strawberry", "Tomato 1", "Walnut",
+]  # fmt: skip
+TRAINING_PER_CLASS = 8
+TEST_PER_CLASS = 2
+
+
+def copy_real_images(target: Path, classes: list[str], per_split: dict[str, int]) -> list[Path]:
+    """Copy the first images of each class and split of Fruits-360 into ``target``."""
+    if not FRUITS_360.is_dir() or not WEIGHTS_FILE.is_file():
+        pytest.fail(f"The tests need the workspace's shared data and weights at {SHARED}.")
+    copied = []
+    for split, count in per_split.items():
+        for label in classes:
+            source_dir = FRUITS_360 / split / label
+            (target / split / label).mkdir(parents=True, exist_ok=True)
+            for source in sorted(source_dir.iterdir())[:count]:
+                copied.append(Path(shutil.copy2(source, target / split / label / source.name)))
+    return copied
+
+
+def run_project(env: str = "local", **runtime_params) -> None:
+    """Run the default pipeline through a Kedro session, as `kedro run` does."""
+    from kedro.framework.session import KedroSession  # noqa: PLC0415
+
+    with KedroSession.create(project_path=REPO, env=env, runtime_params=runtime_params) as session:
+        session.run()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def kedro_project():
+    """Bootstrap the Kedro project (settings, pipelines) once."""
+    from kedro.framework.startup import bootstrap_project  # noqa: PLC0415
+
+    return bootstrap_project(REPO)
+
+
+@pytest.fixture(scope="session")
+def spark(kedro_project):
+    """The Spark session exactly as the project's hook creates it for `--env local`."""
+    from kedro.framework.session import KedroSession  # noqa: PLC0415
+    from pyspark.sql import SparkSession  # noqa: PLC0415
+
+    with KedroSession.create(project_path=REPO, env="local") as session:
+        session.load_context()
+    return SparkSession.getActiveSession()
+
+
+@dataclass(frozen=True)
+class PipelineRun:
+    """Where a full run of the three pipelines read its images and wrote its outputs."""
+
+    raw_images: Path
+    image_files: list[Path]
+    data_root: Path
+
+
+@pytest.fixture(scope="session")
+def pipeline_run(tmp_path_factory, spark) -> PipelineRun:
+    """Run ingestion, featurization and reduction once on 220 real images."""
+    raw_images = tmp_path_factory.mktemp("raw_images")
+    image_files = copy_real_images(
+        raw_images, PIPELINE_CLASSES, {"Training": TRAINING_PER_CLASS, "Test": TEST_PER_CLASS}
+    )
+    data_root = tmp_path_factory.mktemp("data")
+    run_project(raw_images_path=str(raw_images), data_root=str(data_root), **WEIGHTS_PARAMS)
+    return PipelineRun(raw_images, image_files, data_root)
+
+
+@pytest.fixture(scope="session")
+def catalog(pipeline_run):
+    """The project catalog pointed at the outputs of ``pipeline_run``."""
+    from kedro.framework.session import KedroSession  # noqa: PLC0415
+
+    with KedroSession.create(
+        project_path=REPO,
+        env="local",
+        runtime_params={
+            "raw_images_path": str(pipeline_run.raw_images),
+            "data_root": str(pipeline_run.data_root),
+            **WEIGHTS_PARAMS,
+        },
+    ) as session:
+        return session.load_context().catalog
+
+
+@pytest.fixture(scope="session")
+def keras_reference_model():
+    """Plain Keras MobileNetV2 loading the same weights file directly (no Spark, no broadcast)."""
+    import keras  # noqa: PLC0415
+
+    return keras.applications.MobileNetV2(
+        include_top=False, weights=str(WEIGHTS_FILE), pooling="avg", input_shape=(224, 224, 3)
+    )
+
+
+def keras_reference_features(model, image_paths: list[Path]):
+    """Features of the images the plain Keras way: load_img, preprocess_input, predict."""
+    import keras  # noqa: PLC0415
+    import numpy as np  # noqa: PLC0415
+
+    batch = np.stack(
+        [
+            keras.utils.img_to_array(
+                keras.utils.load_img(path, target_size=(224, 224), interpolation="bilinear")
+            )
+            for path in image_paths
+        ]
+    )
+    inputs = keras.applications.mobilenet_v2.preprocess_input(batch)
+    return model.predict(inputs, batch_size=32, verbose=0)
