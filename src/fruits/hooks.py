@@ -24,12 +24,6 @@ class SparkHooks:
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         spark_settings = dict(context.config_loader["spark"])
         app_name = spark_settings.pop("spark.app.name", context.project_path.name)
-        spark_conf = SparkConf().setAll(
-            (key, str(value)) for key, value in spark_settings.items()
-        )
-        spark = (
-            SparkSession.builder.appName(app_name)
-            .config(conf=spark_conf)
-            .getOrCreate()
-        )
+        spark_conf = SparkConf().setAll((key, str(value)) for key, value in spark_settings.items())
+        spark = SparkSession.builder.appName(app_name).config(conf=spark_conf).getOrCreate()
         spark.sparkContext.setLogLevel("WARN")

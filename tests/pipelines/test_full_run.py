@@ -98,7 +98,9 @@ def test_explained_variance_matches_scikit_learn(explained_variance, image_featu
 
 def test_pca_model_reloads_and_reproduces_pca_features(pipeline_run, spark, pca_features):
     pca_model = PipelineModel.load(str(pipeline_run.data_root / "06_models" / "pca_model"))
-    features = spark.read.parquet(str(pipeline_run.data_root / "04_feature" / "image_features.parquet"))
+    features = spark.read.parquet(
+        str(pipeline_run.data_root / "04_feature" / "image_features.parquet")
+    )
     reprojected = project_features(features, pca_model).toPandas().sort_values("path")
     stored = pca_features.sort_values("path")
     assert list(reprojected["path"]) == list(stored["path"])

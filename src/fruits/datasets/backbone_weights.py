@@ -93,6 +93,7 @@ class BackboneWeightsDataset(AbstractDataset[None, list[np.ndarray]]):
     @staticmethod
     def _download_official() -> Path:
         import keras  # noqa: PLC0415
+
         # Keras keeps the official download location private; reuse it rather than copy it.
         from keras.src.applications.mobilenet_v2 import BASE_WEIGHT_PATH  # noqa: PLC0415
 
@@ -107,8 +108,9 @@ class BackboneWeightsDataset(AbstractDataset[None, list[np.ndarray]]):
             )
         except Exception as error:
             raise DatasetError(
-                f"Could not download the official ImageNet weights ({error}). Without internet "
-                "access, set weights_source to a local or s3:// copy of a MobileNetV2 no-top .h5 file."
+                f"Could not download the official ImageNet weights ({error}). Without "
+                "internet access, set weights_source to a local or s3:// copy of a "
+                "MobileNetV2 no-top .h5 file."
             ) from error
 
     def _read_verified(self, weights_file: Path, expected_sha256: str | None) -> list[np.ndarray]:

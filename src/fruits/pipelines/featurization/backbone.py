@@ -7,7 +7,7 @@ once per process from weights held in memory (never downloaded), embed in batche
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -55,7 +55,10 @@ def build_backbone(weights: list[np.ndarray], input_size: int) -> keras.Model:
 
 
 def cached_backbone(
-    token: str, weights_loader: callable, input_size: int, intra_op_threads: int
+    token: str,
+    weights_loader: Callable[[], list[np.ndarray]],
+    input_size: int,
+    intra_op_threads: int,
 ) -> keras.Model:
     """Return this process's model for ``token``, building it on first use only.
 
@@ -69,15 +72,21 @@ def cached_backbone(
     """
     key = (token, input_size)
     if key not in _models:
-        import tensorflow as tf  # noqa: PLC0415
-
-        if not _models:
-            # Thread pools can only be sized before TensorFlow's first operation.
-            tf.config.threading.set_intra_op_parallelism_threads(intra_op_threads)
-            tf.config.threading.set_inter_op_parallelism_threads(1)
+        _limit_tensorflow_threads(intra_op_threads)
         _models.clear()
         _models[key] = build_backbone(weights_loader(), input_size)
     return _models[key]
+
+
+def _limit_tensorflow_threads(intra_op_threads: int) -> None:
+    import tensorflow as tf  # noqa: PLC0415
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(intra_op_threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        # TensorFlow already ran in this process: its thread pools are fixed for good.
+        pass
 
 
 def embed_images(

@@ -11,9 +11,13 @@ matplotlib.use("Agg")  # Headless: plots are files, never windows.
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from pyspark.ml import Pipeline, PipelineModel  # noqa: E402
-from pyspark.ml.feature import PCA, StandardScaler, VectorSlicer  # noqa: E402
+from pyspark import SparkContext  # noqa: E402
+from pyspark.ml import PipelineModel  # noqa: E402
+from pyspark.ml.common import _py2java  # noqa: E402
+from pyspark.ml.feature import PCAModel, StandardScaler  # noqa: E402
 from pyspark.ml.functions import array_to_vector, vector_to_array  # noqa: E402
+from pyspark.ml.linalg import DenseMatrix, DenseVector  # noqa: E402
+from pyspark.ml.stat import Correlation, Summarizer  # noqa: E402
 from pyspark.sql import DataFrame  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 
@@ -21,7 +25,6 @@ from pyspark.sql import functions as F  # noqa: E402
 FEATURE_VECTOR = "feature_vector"
 PCA_VECTOR = "pca_vector"
 _SCALED_VECTOR = "scaled_feature_vector"
-_ALL_COMPONENTS = "all_components"
 
 
 def to_feature_vectors(image_features: DataFrame) -> DataFrame:
@@ -37,17 +40,51 @@ def choose_k(explained_variance_ratio: np.ndarray, variance_target: float) -> in
     return int(reached[0]) + 1 if reached.size else len(cumulative)
 
 
+def principal_axes(covariance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues (descending, >= 0) and unit eigenvectors (columns) of a covariance matrix.
+
+    Signs are fixed so that each axis's largest-magnitude loading is positive, which
+    makes the projection reproducible from run to run.
+    """
+    eigenvalues, eigenvectors = np.linalg.eigh(covariance)
+    eigenvalues, eigenvectors = eigenvalues[::-1].clip(min=0), eigenvectors[:, ::-1]
+    rows = np.argmax(np.abs(eigenvectors), axis=0)
+    signs = np.sign(eigenvectors[rows, np.arange(eigenvectors.shape[1])])
+    return eigenvalues, eigenvectors * np.where(signs == 0, 1, signs)
+
+
+def _pca_model(
+    spark_context: SparkContext, axes: np.ndarray, ratios: np.ndarray, input_col: str
+) -> PCAModel:
+    """A genuine Spark ML ``PCAModel`` (transform, save, load) holding the given axes.
+
+    Spark keeps the constructor package-private, so it is called through the JVM.
+    """
+    n_features, k = axes.shape
+    java_model = spark_context._jvm.org.apache.spark.ml.feature.PCAModel(
+        spark_context._jvm.org.apache.spark.ml.util.Identifiable.randomUID("pca"),
+        _py2java(spark_context, DenseMatrix(n_features, k, axes.ravel(order="F").tolist())),
+        _py2java(spark_context, DenseVector(ratios.tolist())),
+    )
+    pca = PCAModel(java_model)
+    pca._set(k=k, inputCol=input_col, outputCol=PCA_VECTOR)
+    return pca
+
+
 def fit_pca(
     image_features: DataFrame,
     standardize: bool,
     variance_target: float,
     k: int | None,
 ) -> tuple[PipelineModel, dict[str, Any]]:
-    """Fit the PCA once on all components and keep the first k.
+    """Decompose the features' covariance once, choose k, and build the PCA model.
 
-    k is ``k`` when given, else the smallest k whose cumulative explained variance
-    reaches ``variance_target``. The decomposition is computed once; the saved model
-    slices its first k components.
+    Spark computes the covariance (or, with ``standardize``, correlation) matrix over
+    the distributed features; its eigendecomposition is a d x d problem solved on the
+    driver, as Spark's own ``PCA`` does, but with NumPy's LAPACK: Spark's pure-Java
+    fallback returns non-orthogonal components when there are fewer images than
+    features. k is ``k`` when given, else the smallest k whose cumulative explained
+    variance reaches ``variance_target``.
 
     Args:
         image_features: ``features`` arrays, one row per image.
@@ -56,40 +93,47 @@ def fit_pca(
         k: Fixed number of components, or None to derive it from ``variance_target``.
 
     Returns:
-        The fitted ``pca_model`` (input ``feature_vector``, output ``pca_vector``) and
-        the ``explained_variance`` report.
+        The fitted ``pca_model`` (a ``PipelineModel``: input ``feature_vector``, output
+        ``pca_vector``) and the ``explained_variance`` report.
     """
     if not 0 < variance_target <= 1:
         raise ValueError(f"variance_target={variance_target} must be in (0, 1].")
     vectors = to_feature_vectors(image_features).select(FEATURE_VECTOR).persist()
     try:
-        n_images = vectors.count()
-        n_features = len(vectors.first()[FEATURE_VECTOR])
+        summary = vectors.select(
+            Summarizer.metrics("count", "variance").summary(F.col(FEATURE_VECTOR)).alias("s")
+        ).first()["s"]
+        n_images, variances = summary["count"], summary["variance"].toArray()
+        n_features = len(variances)
         if k is not None and not 1 <= k <= min(n_images, n_features):
             raise ValueError(
                 f"k={k} must be between 1 and min(images, features) = "
                 f"{min(n_images, n_features)}; lower k or set it to null."
             )
-        stages = []
-        pca_input = FEATURE_VECTOR
-        if standardize:
-            stages.append(
-                StandardScaler(
-                    withMean=True, withStd=True, inputCol=FEATURE_VECTOR, outputCol=_SCALED_VECTOR
-                )
-            )
-            pca_input = _SCALED_VECTOR
-        stages.append(PCA(k=n_features, inputCol=pca_input, outputCol=_ALL_COMPONENTS))
-        decomposition = Pipeline(stages=stages).fit(vectors)
+        # Zero-variance features have no correlation (NaN): they contribute nothing.
+        correlation = np.nan_to_num(Correlation.corr(vectors, FEATURE_VECTOR).first()[0].toArray())
+        scaler = (
+            StandardScaler(
+                withMean=True, withStd=True, inputCol=FEATURE_VECTOR, outputCol=_SCALED_VECTOR
+            ).fit(vectors)
+            if standardize
+            else None
+        )
     finally:
         vectors.unpersist()
 
-    ratios = decomposition.stages[-1].explainedVariance.toArray()
+    deviations = np.sqrt(variances)
+    covariance = correlation if standardize else correlation * np.outer(deviations, deviations)
+    eigenvalues, axes = principal_axes(covariance)
+    ratios = eigenvalues / eigenvalues.sum()
     chosen_k = k if k is not None else choose_k(ratios, variance_target)
-    keep_first_k = VectorSlicer(
-        inputCol=_ALL_COMPONENTS, outputCol=PCA_VECTOR, indices=list(range(chosen_k))
+    pca = _pca_model(
+        image_features.sparkSession.sparkContext,
+        axes[:, :chosen_k],
+        ratios[:chosen_k],
+        _SCALED_VECTOR if standardize else FEATURE_VECTOR,
     )
-    pca_model = PipelineModel(stages=[*decomposition.stages, keep_first_k])
+    pca_model = PipelineModel(stages=[scaler, pca] if scaler else [pca])
     cumulative = np.cumsum(ratios)
     explained_variance = {
         "k": chosen_k,
@@ -147,8 +191,7 @@ def plot_explained_variance(explained_variance: dict[str, Any]) -> Figure:
         xytext=(8, -16),
         textcoords="offset points",
     )
-    per_component_axis.set_title(
-        f"PCA of {explained_variance['n_images']} images x {explained_variance['n_features']} features"
-    )
+    n_images, n_features = explained_variance["n_images"], explained_variance["n_features"]
+    per_component_axis.set_title(f"PCA of {n_images} images x {n_features} features")
     figure.tight_layout()
     return figure

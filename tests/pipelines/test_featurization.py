@@ -1,0 +1,133 @@
+"""Featurization: preprocessing, the once-per-worker model, the weights dataset, the node."""
+
+import io
+import shutil
+
+import keras
+import numpy as np
+import pytest
+from kedro.io import DatasetError
+from PIL import Image
+
+from fruits.datasets import BackboneWeightsDataset
+from fruits.pipelines.featurization import backbone
+from fruits.pipelines.featurization.nodes import featurize_images
+from fruits.pipelines.ingestion.nodes import build_image_table
+from tests.conftest import FRUITS_360, WEIGHTS_FILE, WEIGHTS_SHA256, keras_reference_features
+from tests.helpers import local_path
+
+REAL_IMAGES = (
+    sorted((FRUITS_360 / "Test" / "Banana").iterdir())[:3]
+    + sorted((FRUITS_360 / "Test" / "Strawberry").iterdir())[:3]
+)
+
+
+@pytest.fixture(scope="module")
+def weights() -> list[np.ndarray]:
+    return BackboneWeightsDataset(source=str(WEIGHTS_FILE), sha256=WEIGHTS_SHA256).load()
+
+
+def keras_preprocessed(path, size: int) -> np.ndarray:
+    image = keras.utils.load_img(path, target_size=(size, size), interpolation="bilinear")
+    return keras.applications.mobilenet_v2.preprocess_input(keras.utils.img_to_array(image))
+
+
+@pytest.mark.parametrize("size", [224, 128, 96])
+def test_preprocessing_equals_keras_on_real_jpegs(size):
+    for path in REAL_IMAGES:
+        ours = backbone.preprocess_image(path.read_bytes(), size)
+        assert ours.shape == (size, size, 3) and ours.dtype == np.float32
+        np.testing.assert_allclose(ours, keras_preprocessed(path, size), atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA", "P"])
+def test_preprocessing_converts_other_modes_to_rgb(tmp_path, mode):
+    with Image.open(REAL_IMAGES[0]) as image:
+        converted = image.convert(mode)
+    encoded = io.BytesIO()
+    converted.save(encoded, format="PNG")
+    (tmp_path / "image.png").write_bytes(encoded.getvalue())
+    ours = backbone.preprocess_image(encoded.getvalue(), 224)
+    np.testing.assert_allclose(ours, keras_preprocessed(tmp_path / "image.png", 224), atol=1e-6)
+
+
+def test_weights_dataset_reads_the_h5_file(weights):
+    reference = keras.applications.MobileNetV2(
+        include_top=False, weights=str(WEIGHTS_FILE), pooling="avg", input_shape=(224, 224, 3)
+    )
+    assert len(weights) == len(reference.get_weights()) == 260
+    for ours, theirs in zip(weights, reference.get_weights(), strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_weights_dataset_rejects_a_wrong_sha256():
+    with pytest.raises(DatasetError, match="does not match the expected sha256"):
+        BackboneWeightsDataset(source=str(WEIGHTS_FILE), sha256="0" * 64).load()
+
+
+def test_weights_dataset_names_a_missing_file(tmp_path):
+    with pytest.raises(DatasetError, match="missing.h5 does not exist"):
+        BackboneWeightsDataset(source=str(tmp_path / "missing.h5")).load()
+
+
+def test_imagenet_source_verifies_the_official_sha256(monkeypatch, tmp_path):
+    """Official weights go through Keras's cached download, with the official hash checked."""
+    calls = []
+
+    def fake_get_file(fname, origin, cache_subdir, file_hash):
+        calls.append((fname, origin, cache_subdir, file_hash))
+        return str(shutil.copy(WEIGHTS_FILE, tmp_path / fname))  # offline stand-in
+
+    monkeypatch.setattr(keras.utils, "get_file", fake_get_file)
+    with pytest.raises(DatasetError, match="does not match the expected sha256"):
+        BackboneWeightsDataset(source="imagenet").load()
+    [(fname, origin, cache_subdir, file_hash)] = calls
+    assert fname == "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
+    assert origin.endswith(fname) and cache_subdir == "models"
+    assert file_hash == "f8aff69536bd77a692c594f559c798c19bf7f3f36668fc9fa00b21c6aab4797c"
+
+
+def test_backbone_is_built_without_downloading(monkeypatch, weights):
+    def no_download(*args, **kwargs):
+        raise AssertionError("the backbone must never download weights")
+
+    monkeypatch.setattr(keras.utils, "get_file", no_download)
+    model = backbone.build_backbone(weights, 96)
+    assert model.output_shape == (None, 1280)
+    for ours, theirs in zip(model.get_weights(), weights, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_model_is_built_once_per_process_and_token(monkeypatch, weights):
+    builds = []
+    monkeypatch.setattr(backbone, "_models", {})
+    monkeypatch.setattr(backbone, "build_backbone", lambda w, size: builds.append(size) or object())
+    loader_calls = []
+
+    def loader():
+        loader_calls.append(1)
+        return weights
+
+    first = backbone.cached_backbone("run-1", loader, 224, 1)
+    assert backbone.cached_backbone("run-1", loader, 224, 1) is first
+    assert builds == [224] and len(loader_calls) == 1
+    assert backbone.cached_backbone("run-2", loader, 224, 1) is not first
+    assert builds == [224, 224]
+
+
+def test_featurize_images_node_matches_keras(spark, weights, tmp_path, keras_reference_model):
+    for path in REAL_IMAGES:
+        (tmp_path / "Test" / path.parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, tmp_path / "Test" / path.parent.name / path.name)
+    raw = spark.read.format("binaryFile").option("recursiveFileLookup", True).load(str(tmp_path))
+    images = build_image_table(raw, ["Training", "Test"])
+
+    features = featurize_images(
+        images, weights, input_size=224, batch_size=4, images_per_partition=2, intra_op_threads=1
+    )
+    assert features.columns == ["path", "label", "split", "features"]
+    assert features.rdd.getNumPartitions() == 3  # 6 images / 2 per partition
+    rows = sorted(features.collect(), key=lambda row: row.path)
+    reference = keras_reference_features(keras_reference_model, [local_path(r.path) for r in rows])
+    assert np.abs(np.array([row.features for row in rows]) - reference).max() <= 1e-4
+    assert {(row.label, row.split) for row in rows} == {("Banana", "Test"), ("Strawberry", "Test")}

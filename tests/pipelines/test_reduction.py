@@ -1,0 +1,100 @@
+"""Reduction: choosing k, fitting the PCA once, projecting, on real image features."""
+
+import numpy as np
+import pytest
+from sklearn.decomposition import PCA as SklearnPCA
+from sklearn.preprocessing import StandardScaler as SklearnStandardScaler
+
+from fruits.pipelines.reduction.nodes import (
+    choose_k,
+    fit_pca,
+    plot_explained_variance,
+    project_features,
+)
+
+
+@pytest.fixture(scope="module")
+def image_features(spark, pipeline_run):
+    """Real MobileNetV2 features of the 220 images of the shared pipeline run."""
+    path = pipeline_run.data_root / "04_feature" / "image_features.parquet"
+    return spark.read.parquet(str(path))
+
+
+@pytest.fixture(scope="module")
+def feature_matrix(image_features) -> np.ndarray:
+    rows = image_features.orderBy("path").select("features").collect()
+    return np.array([row.features for row in rows], dtype=np.float64)
+
+
+@pytest.mark.parametrize(
+    ("ratios", "target", "expected"),
+    [
+        ([0.5, 0.3, 0.15, 0.05], 0.5, 1),
+        ([0.5, 0.3, 0.15, 0.05], 0.8, 2),
+        ([0.5, 0.3, 0.15, 0.05], 0.81, 3),
+        ([0.5, 0.3, 0.15, 0.05], 1.0, 4),
+        ([0.6, 0.3, 0.1 - 1e-15], 1.0, 3),  # rounding leaves the sum just under 1
+    ],
+)
+def test_choose_k_is_the_smallest_k_reaching_the_target(ratios, target, expected):
+    assert choose_k(np.array(ratios), target) == expected
+
+
+def test_fixed_k_overrides_the_variance_target(image_features):
+    pca_model, report = fit_pca(image_features, standardize=False, variance_target=0.9, k=7)
+    assert report["k"] == 7 and report["k_source"] == "fixed"
+    projected = project_features(image_features, pca_model)
+    assert projected.columns == ["path", "label", "split", "pca_features"]
+    assert {len(row.pca_features) for row in projected.collect()} == {7}
+
+
+def test_standardized_pca_matches_scikit_learn(image_features, feature_matrix):
+    _, report = fit_pca(image_features, standardize=True, variance_target=0.8, k=None)
+    # Spark scales to unit sample variance; zero-variance features stay zero in both.
+    scaled = SklearnStandardScaler().fit_transform(feature_matrix)
+    reference = SklearnPCA(svd_solver="full").fit(scaled)
+    compared = len(reference.explained_variance_ratio_)
+    ratios = np.asarray(report["explained_variance_ratio"])
+    assert np.abs(ratios[:compared] - reference.explained_variance_ratio_).max() <= 1e-6
+    assert report["k"] == choose_k(reference.explained_variance_ratio_, 0.8)
+    assert report["standardize"] is True
+
+
+def test_projection_is_the_centered_decomposition(image_features, feature_matrix):
+    """Spark projects uncentered vectors: equal to scikit-learn's up to a constant shift."""
+    pca_model, report = fit_pca(image_features, standardize=False, variance_target=0.9, k=None)
+    rows = project_features(image_features, pca_model).orderBy("path").collect()
+    ours = np.array([row.pca_features for row in rows], dtype=np.float64)
+    reference = SklearnPCA(n_components=report["k"], svd_solver="full").fit(feature_matrix)
+    theirs = reference.transform(feature_matrix)
+    centered = ours - ours.mean(axis=0)
+    signs = np.sign(np.sum(centered * theirs, axis=0))  # components are defined up to sign
+    assert np.abs(centered * signs - theirs).max() <= 1e-3 * np.abs(theirs).max()
+
+
+@pytest.mark.parametrize("target", [0, -0.1, 1.5])
+def test_variance_target_outside_0_1_is_refused(image_features, target):
+    with pytest.raises(ValueError, match=r"variance_target=.* must be in \(0, 1\]"):
+        fit_pca(image_features, standardize=False, variance_target=target, k=None)
+
+
+def test_k_above_the_number_of_images_is_refused(image_features):
+    with pytest.raises(ValueError, match="k=500 must be between 1 and min"):
+        fit_pca(image_features, standardize=False, variance_target=0.9, k=500)
+
+
+def test_scree_plot_marks_k():
+    report = {
+        "k": 3,
+        "k_source": "variance_target",
+        "variance_target": 0.9,
+        "variance_at_k": 0.95,
+        "n_images": 10,
+        "n_features": 5,
+        "explained_variance_ratio": [0.6, 0.25, 0.1, 0.04, 0.01],
+        "cumulative_explained_variance": [0.6, 0.85, 0.95, 0.99, 1.0],
+    }
+    figure = plot_explained_variance(report)
+    texts = [text.get_text() for axis in figure.axes for text in axis.texts]
+    assert "k = 3 (95.0%)" in texts
+    assert any(line.get_xdata()[0] == 3 for line in figure.axes[1].lines)
