@@ -95,23 +95,6 @@ def pipeline_run(tmp_path_factory, spark) -> PipelineRun:
 
 
 @pytest.fixture(scope="session")
-def catalog(pipeline_run):
-    """The project catalog pointed at the outputs of ``pipeline_run``."""
-    from kedro.framework.session import KedroSession  # noqa: PLC0415
-
-    with KedroSession.create(
-        project_path=REPO,
-        env="local",
-        runtime_params={
-            "raw_images_path": str(pipeline_run.raw_images),
-            "data_root": str(pipeline_run.data_root),
-            **WEIGHTS_PARAMS,
-        },
-    ) as session:
-        return session.load_context().catalog
-
-
-@pytest.fixture(scope="session")
 def keras_reference_model():
     """Plain Keras MobileNetV2 loading the same weights file directly (no Spark, no broadcast)."""
     import keras  # noqa: PLC0415
