@@ -16,8 +16,19 @@ endif
 # Extra `kedro run --params`, e.g. make run PARAMS=raw_images_path=/data/fruits-360
 PARAMS ?=
 
+# Spark's S3A connector for local runs against S3 (EMR ships its own): hadoop-aws must match
+# pyspark's Hadoop (3.3.4 in pyspark 3.5.5) and the AWS SDK bundle that Hadoop release was built with.
+HADOOP_AWS_VERSION := 3.3.4
+AWS_SDK_BUNDLE_VERSION := 1.12.262
+JARS := .jars/hadoop-aws-$(HADOOP_AWS_VERSION).jar .jars/aws-java-sdk-bundle-$(AWS_SDK_BUNDLE_VERSION).jar
+
 .PHONY: setup run test lint viz lock clean
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed $(JARS)
+
+.jars/hadoop-aws-%.jar:
+	mvn -q -B dependency:copy -Dartifact=org.apache.hadoop:hadoop-aws:$* -DoutputDirectory=.jars
+.jars/aws-java-sdk-bundle-%.jar:
+	mvn -q -B dependency:copy -Dartifact=com.amazonaws:aws-java-sdk-bundle:$* -DoutputDirectory=.jars
 
 $(VENV)/.installed: requirements-dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,7 +50,7 @@ viz: setup
 # Regenerate the lock files after changing pyproject.toml (needs `uv`).
 lock:
 	uv pip compile pyproject.toml --python-version 3.11 --no-header -o requirements.lock
-	uv pip compile pyproject.toml --extra viz --extra dev -c requirements.lock \
+	uv pip compile pyproject.toml --extra viz --extra deploy --extra dev -c requirements.lock \
 		--python-version 3.11 --no-header -o requirements-dev.lock
 
 clean:

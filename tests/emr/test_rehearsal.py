@@ -1,0 +1,165 @@
+"""The EMR path, rehearsed end to end: packaged job, spark-submit, S3 API, `--env emr`.
+
+Only the S3 endpoint (path-style, a moto server on 127.0.0.1) and the credentials are
+overridden; the weights are the offline copy, uploaded to the bucket (no machine here can
+fetch the official file the emr environment names).
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import unquote
+
+import numpy as np
+import pandas as pd
+import pytest
+import s3fs
+
+from tests.conftest import REPO, WEIGHTS_FILE, WEIGHTS_SHA256, copy_real_images, run_project
+
+BUCKET = "fruits-rehearsal"
+PREFIX = "eu/fruits"
+BIN = Path(sys.executable).parent
+CLASSES = ["Apple Braeburn", "Banana", "Kiwi", "Lemon", "Pear", "Strawberry"]
+JARS = [
+    REPO / ".jars" / "hadoop-aws-3.3.4.jar",
+    REPO / ".jars" / "aws-java-sdk-bundle-1.12.262.jar",
+]
+
+
+def relative_image_key(uri: str, root: str) -> str:
+    """The image's path below its raw root folder ``root``, whatever the storage."""
+    return unquote(uri.split(f"/{root}/", 1)[1])
+
+
+@pytest.fixture(scope="module")
+def packaged_project(tmp_path_factory) -> Path:
+    """`kedro package` on a copy of the project: the wheel and the conf tarball."""
+    project = tmp_path_factory.mktemp("project")
+    for item in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO / item, project / item)
+    for folder in ("src", "conf"):
+        shutil.copytree(REPO / folder, project / folder, ignore=shutil.ignore_patterns("*.pyc"))
+    subprocess.run([BIN / "kedro", "package"], cwd=project, check=True, capture_output=True)
+    return project / "dist"
+
+
+@pytest.fixture(scope="module")
+def local_images(tmp_path_factory) -> Path:
+    raw = tmp_path_factory.mktemp("raw_images")
+    copy_real_images(raw, CLASSES, {"Training": 6, "Test": 2})
+    return raw
+
+
+@pytest.fixture(scope="module")
+def emr_run(s3_server, packaged_project, local_images, tmp_path_factory):
+    """Upload images and weights, then run the packaged job with spark-submit --env emr."""
+    for jar in JARS:
+        assert jar.is_file(), f"{jar} missing: run `make setup`, which fetches it with Maven."
+    s3 = s3_server.client()
+    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-3"})
+    for image in sorted(local_images.rglob("*.jpg")):
+        key = f"{PREFIX}/raw/{image.relative_to(local_images).as_posix()}"
+        s3.upload_file(str(image), BUCKET, key)
+    s3.upload_file(str(WEIGHTS_FILE), BUCKET, f"{PREFIX}/models/offline_weights.h5")
+
+    wheel = next(packaged_project.glob("fruits-*.whl"))
+    params = {
+        "s3_bucket": BUCKET,
+        "s3_prefix": PREFIX,
+        "weights_source": f"s3a://{BUCKET}/{PREFIX}/models/offline_weights.h5",
+        "weights_sha256": WEIGHTS_SHA256,
+    }
+    command = [
+        str(BIN / "spark-submit"),
+        "--master", "local[2]",
+        "--jars", ",".join(str(jar) for jar in JARS),
+        "--py-files", str(wheel),
+        "--conf", f"spark.hadoop.fs.s3a.endpoint={s3_server.endpoint}",
+        "--conf", "spark.hadoop.fs.s3a.path.style.access=true",
+        str(REPO / "bootstrap" / "emr_step.py"),
+        "--env", "emr",
+        "--conf-source", str(packaged_project / "conf-fruits.tar.gz"),
+        "--params", ",".join(f"{key}={value}" for key, value in params.items()),
+    ]  # fmt: skip
+    workdir = tmp_path_factory.mktemp("emr_driver")
+    result = subprocess.run(
+        command,
+        check=False,
+        cwd=workdir,
+        env={**os.environ, "PYSPARK_PYTHON": sys.executable, "KEDRO_DISABLE_TELEMETRY": "true"},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    return result
+
+
+@pytest.fixture(scope="module")
+def local_run(local_images, tmp_path_factory, spark) -> Path:
+    data_root = tmp_path_factory.mktemp("local_data")
+    run_project(
+        raw_images_path=str(local_images),
+        data_root=str(data_root),
+        weights_source=str(WEIGHTS_FILE),
+        weights_sha256=WEIGHTS_SHA256,
+    )
+    return data_root
+
+
+def read_s3_parquet(relative: str) -> pd.DataFrame:
+    s3 = s3fs.S3FileSystem()
+    parts = s3.glob(f"{BUCKET}/{PREFIX}/data/{relative}/part-*.parquet")
+    return pd.concat([pd.read_parquet(s3.open(part)) for part in parts], ignore_index=True)
+
+
+def by_image(table: pd.DataFrame, root: str) -> pd.DataFrame:
+    keyed = table.assign(image=[relative_image_key(uri, root) for uri in table["path"]])
+    return keyed.sort_values("image").reset_index(drop=True)
+
+
+def test_the_packaged_wheel_ran(emr_run):
+    # Rich wraps log lines: compare without whitespace.
+    output = "".join((emr_run.stderr + emr_run.stdout).split())
+    assert ".whl/fruits/__init__.py" in output
+
+
+def test_emr_outputs_equal_a_local_run(emr_run, local_run, local_images):
+    for relative, column in [
+        ("04_feature/image_features.parquet", "features"),
+        ("05_model_input/pca_features.parquet", "pca_features"),
+    ]:
+        on_s3 = by_image(read_s3_parquet(relative), "raw")
+        local = by_image(pd.read_parquet(local_run / relative), local_images.name)
+        assert len(on_s3) == len(local) == len(CLASSES) * 8
+        assert list(on_s3["image"]) == list(local["image"])
+        assert list(on_s3["label"]) == list(local["label"])
+        assert list(on_s3["split"]) == list(local["split"])
+        np.testing.assert_allclose(
+            np.stack(on_s3[column]), np.stack(local[column]), atol=1e-5, rtol=0
+        )
+    with s3fs.S3FileSystem().open(
+        f"s3://{BUCKET}/{PREFIX}/data/08_reporting/explained_variance.json"
+    ) as report:
+        emr_report = json.load(report)
+    local_report = json.loads((local_run / "08_reporting" / "explained_variance.json").read_text())
+    assert emr_report["k"] == local_report["k"]
+    np.testing.assert_allclose(
+        emr_report["explained_variance_ratio"], local_report["explained_variance_ratio"], atol=1e-9
+    )
+
+
+def test_every_output_is_in_the_bucket(emr_run):
+    listed = s3fs.S3FileSystem().find(f"{BUCKET}/{PREFIX}/data")
+    for expected in [
+        "02_intermediate/images.parquet/_SUCCESS",
+        "04_feature/image_features.parquet/_SUCCESS",
+        "05_model_input/pca_features.parquet/_SUCCESS",
+        "06_models/pca_model/metadata/_SUCCESS",
+        "08_reporting/explained_variance.json",
+        "08_reporting/scree_plot.png",
+    ]:
+        assert f"{BUCKET}/{PREFIX}/data/{expected}" in listed
