@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# EMR bootstrap action: the project's Python environment on every node of the cluster.
+#
+#   emr_bootstrap.sh s3://<bucket>/<prefix>/artifacts
+#
+# Installs Python 3.11 (EMR 7's default is 3.9), a virtual environment in /opt/fruits/venv
+# with the exact pins of requirements-emr.txt (generated from requirements.lock, without
+# pyspark and py4j: EMR provides Spark), then the project's wheel. Safe to run again: it
+# skips what is already in place. The cluster's spark-env sets PYSPARK_PYTHON to this venv.
+set -euo pipefail
+
+ARTIFACTS="${1:?usage: emr_bootstrap.sh s3://bucket/prefix/artifacts}"
+VENV=/opt/fruits/venv
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+
+log() { echo "[fruits-bootstrap $(date -u +%Y-%m-%dT%H:%M:%SZ)] $*"; }
+
+if command -v python3.11 >/dev/null 2>&1; then
+  log "python3.11 already present: $(python3.11 --version)"
+else
+  log "installing python3.11"
+  sudo dnf install -y -q python3.11 python3.11-pip
+fi
+
+if [[ -x "$VENV/bin/python" ]]; then
+  log "virtual environment $VENV already present"
+else
+  log "creating $VENV"
+  sudo mkdir -p "$(dirname "$VENV")"
+  sudo python3.11 -m venv "$VENV"
+fi
+
+aws s3 cp --only-show-errors "$ARTIFACTS/requirements-emr.txt" "$WORK/requirements-emr.txt"
+aws s3 cp --only-show-errors --recursive --exclude "*" --include "fruits-*.whl" "$ARTIFACTS/" "$WORK/"
+wheel=$(find "$WORK" -maxdepth 1 -name 'fruits-*.whl' | head -n 1)
+[[ -n "$wheel" ]] || { log "no fruits-*.whl under $ARTIFACTS"; exit 1; }
+
+stamp="$VENV/.fruits-installed"
+wanted="$(sha256sum "$WORK/requirements-emr.txt" "$wheel" | sha256sum | cut -d' ' -f1)"
+if [[ -f "$stamp" && "$(cat "$stamp")" == "$wanted" ]]; then
+  log "requirements and wheel already installed ($wanted)"
+  exit 0
+fi
+
+log "installing pinned requirements"
+sudo "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$WORK/requirements-emr.txt"
+log "installing $(basename "$wheel") (no dependencies: they are pinned above, Spark is EMR's)"
+sudo "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-deps --force-reinstall "$wheel"
+echo "$wanted" | sudo tee "$stamp" >/dev/null
+log "done: $("$VENV/bin/python" -c 'import fruits, tensorflow; print("fruits", fruits.__version__, "tensorflow", tensorflow.__version__)')"

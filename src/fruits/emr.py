@@ -1,0 +1,229 @@
+"""Run the project on AWS EMR: package, upload, create a cluster or add a step (`fruits-emr`).
+
+    fruits-emr deploy --bucket my-bucket [--prefix fruits] [--region eu-west-3] [--core-nodes 2]
+    fruits-emr submit --bucket my-bucket --cluster-id j-XXXX [--pipelines ingestion,featurization]
+
+`deploy` builds the package, uploads it with the bootstrap action and entry script, and
+creates a transient cluster that runs the pipelines once and terminates (lowest cost);
+`--keep-alive` keeps it up (auto-terminated when idle). `submit` adds a run to a live cluster.
+Every AWS call happens after the region has been checked to be in the EU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fruits.gdpr import DEFAULT_REGION, require_eu_region
+
+# Spark 3.5.5, the pyspark pinned in requirements.lock, with S3A as the default S3 connector.
+RELEASE_LABEL = "emr-7.10.0"
+EMR_SPARK_VERSION = "3.5.5"
+VENV_PYTHON = "/opt/fruits/venv/bin/python"
+# Spark and its Py4J come with EMR; the bootstrap must never install them.
+PROVIDED_BY_EMR = ("pyspark", "py4j")
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    """What the cluster is made of and how long it lives."""
+
+    bucket: str
+    prefix: str = "fruits"
+    region: str = DEFAULT_REGION
+    instance_type: str = "m5.xlarge"
+    core_nodes: int = 2
+    spot_task_nodes: int = 0
+    idle_timeout_seconds: int = 3600
+    run_pipeline: bool = True
+    keep_alive: bool = False
+    pipelines: str | None = None
+    service_role: str = "EMR_DefaultRole"
+    instance_profile: str = "EMR_EC2_DefaultRole"
+    tags: dict[str, str] = field(default_factory=lambda: {"project": "fruits"})
+
+    @property
+    def artifacts_uri(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}/artifacts"
+
+
+def emr_requirements(lock_text: str) -> str:
+    """The pins of ``requirements.lock`` for the cluster's venv: all but Spark and Py4J."""
+    pins = [
+        line.strip()
+        for line in lock_text.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    kept = [pin for pin in pins if pin.split("==")[0].lower() not in PROVIDED_BY_EMR]
+    return "\n".join(kept) + "\n"
+
+
+def build_artifacts(project_dir: Path, output_dir: Path) -> list[Path]:
+    """`kedro package`, plus the bootstrap script, entry script and cluster requirements."""
+    subprocess.run(
+        [str(Path(sys.executable).with_name("kedro")), "package"], cwd=project_dir, check=True
+    )
+    output_dir.mkdir(parents=True, exist_ok=True)
+    wheels = sorted((project_dir / "dist").glob("fruits-*.whl"))
+    artifacts = [Path(shutil.copy2(wheels[-1], output_dir))]
+    artifacts.append(Path(shutil.copy2(project_dir / "dist" / "conf-fruits.tar.gz", output_dir)))
+    for script in ("emr_bootstrap.sh", "emr_step.py"):
+        artifacts.append(Path(shutil.copy2(project_dir / "bootstrap" / script, output_dir)))
+    requirements = output_dir / "requirements-emr.txt"
+    requirements.write_text(emr_requirements((project_dir / "requirements.lock").read_text()))
+    artifacts.append(requirements)
+    return artifacts
+
+
+def upload_artifacts(s3_client: Any, artifacts: list[Path], spec: ClusterSpec) -> None:
+    """Put every artifact under ``s3://<bucket>/<prefix>/artifacts/``."""
+    for artifact in artifacts:
+        s3_client.upload_file(
+            str(artifact), spec.bucket, f"{spec.prefix}/artifacts/{artifact.name}"
+        )
+
+
+def spark_step(spec: ClusterSpec) -> dict[str, Any]:
+    """The EMR step: spark-submit of the packaged project in cluster mode, `--env emr`."""
+    arguments = [
+        "spark-submit",
+        "--deploy-mode", "cluster",
+        "--files", f"{spec.artifacts_uri}/conf-fruits.tar.gz",
+        f"{spec.artifacts_uri}/emr_step.py",
+        "--env", "emr",
+        "--conf-source", "conf-fruits.tar.gz",
+        "--params", f"s3_bucket={spec.bucket},s3_prefix={spec.prefix}",
+    ]  # fmt: skip
+    if spec.pipelines:
+        arguments += ["--pipelines", spec.pipelines]
+    return {
+        "Name": "fruits: kedro run --env emr",
+        "ActionOnFailure": "CONTINUE" if spec.keep_alive else "TERMINATE_CLUSTER",
+        "HadoopJarStep": {"Jar": "command-runner.jar", "Args": arguments},
+    }
+
+
+def cluster_request(spec: ClusterSpec) -> dict[str, Any]:
+    """Arguments of EMR's RunJobFlow for this job."""
+    require_eu_region(spec.region)
+    instance_groups = [
+        {"Name": "master", "InstanceRole": "MASTER", "Market": "ON_DEMAND",
+         "InstanceType": spec.instance_type, "InstanceCount": 1},
+        {"Name": "core", "InstanceRole": "CORE", "Market": "ON_DEMAND",
+         "InstanceType": spec.instance_type, "InstanceCount": spec.core_nodes},
+    ]  # fmt: skip
+    if spec.spot_task_nodes:
+        instance_groups.append(
+            {"Name": "task-spot", "InstanceRole": "TASK", "Market": "SPOT",
+             "InstanceType": spec.instance_type, "InstanceCount": spec.spot_task_nodes}
+        )  # fmt: skip
+    python_env = {"PYSPARK_PYTHON": VENV_PYTHON, "PYSPARK_DRIVER_PYTHON": VENV_PYTHON}
+    return {
+        "Name": f"fruits-{spec.prefix.replace('/', '-')}",
+        "ReleaseLabel": RELEASE_LABEL,
+        "Applications": [{"Name": "Spark"}],
+        "LogUri": f"s3://{spec.bucket}/{spec.prefix}/logs/",
+        "Instances": {
+            "InstanceGroups": instance_groups,
+            "KeepJobFlowAliveWhenNoSteps": spec.keep_alive or not spec.run_pipeline,
+            "TerminationProtected": False,
+        },
+        "BootstrapActions": [
+            {
+                "Name": "fruits python environment",
+                "ScriptBootstrapAction": {
+                    "Path": f"{spec.artifacts_uri}/emr_bootstrap.sh",
+                    "Args": [spec.artifacts_uri],
+                },
+            }
+        ],
+        "Configurations": [
+            {
+                "Classification": "spark-env",
+                "Configurations": [{"Classification": "export", "Properties": python_env}],
+            },
+            {
+                "Classification": "spark-defaults",
+                "Properties": {
+                    "spark.yarn.appMasterEnv.PYSPARK_PYTHON": VENV_PYTHON,
+                    "spark.executorEnv.PYSPARK_PYTHON": VENV_PYTHON,
+                    "spark.python.worker.reuse": "true",
+                    "spark.sql.execution.arrow.pyspark.enabled": "true",
+                },
+            },
+        ],
+        "Steps": [spark_step(spec)] if spec.run_pipeline else [],
+        "AutoTerminationPolicy": {"IdleTimeout": spec.idle_timeout_seconds},
+        "ServiceRole": spec.service_role,
+        "JobFlowRole": spec.instance_profile,
+        "VisibleToAllUsers": True,
+        "Tags": [{"Key": key, "Value": value} for key, value in spec.tags.items()]
+        + [{"Key": "data-residency", "Value": "eu"}],
+    }
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fruits-emr", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name in ("deploy", "submit"):
+        command = commands.add_parser(name)
+        command.add_argument("--bucket", required=True)
+        command.add_argument("--prefix", default="fruits")
+        command.add_argument("--region", default=DEFAULT_REGION)
+        command.add_argument("--pipelines", help="comma-separated; default: all")
+        command.add_argument("--project-dir", type=Path, default=Path.cwd())
+    deploy, submit = commands.choices["deploy"], commands.choices["submit"]
+    deploy.add_argument("--instance-type", default="m5.xlarge")
+    deploy.add_argument("--core-nodes", type=int, default=2)
+    deploy.add_argument("--spot-task-nodes", type=int, default=0)
+    deploy.add_argument("--idle-timeout", type=int, default=3600, help="seconds")
+    deploy.add_argument("--keep-alive", action="store_true", help="do not terminate after the run")
+    deploy.add_argument("--no-run", action="store_true", help="create the cluster only")
+    submit.add_argument("--cluster-id", required=True)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command-line entry point (`fruits-emr`)."""
+    arguments = _parser().parse_args(argv)
+    try:
+        require_eu_region(arguments.region)
+    except ValueError as error:
+        sys.exit(f"fruits-emr: {error}")
+    import boto3  # noqa: PLC0415 - only needed to talk to AWS, from a workstation
+
+    spec = ClusterSpec(
+        bucket=arguments.bucket,
+        prefix=arguments.prefix,
+        region=arguments.region,
+        pipelines=arguments.pipelines,
+        **(
+            {
+                "instance_type": arguments.instance_type,
+                "core_nodes": arguments.core_nodes,
+                "spot_task_nodes": arguments.spot_task_nodes,
+                "idle_timeout_seconds": arguments.idle_timeout,
+                "keep_alive": arguments.keep_alive,
+                "run_pipeline": not arguments.no_run,
+            }
+            if arguments.command == "deploy"
+            else {}
+        ),
+    )
+    with tempfile.TemporaryDirectory() as staging:
+        artifacts = build_artifacts(arguments.project_dir, Path(staging))
+        upload_artifacts(boto3.client("s3", region_name=spec.region), artifacts, spec)
+    emr = boto3.client("emr", region_name=spec.region)
+    if arguments.command == "deploy":
+        cluster_id = emr.run_job_flow(**cluster_request(spec))["JobFlowId"]
+        logs = f"s3://{spec.bucket}/{spec.prefix}/logs/"
+        print(f"cluster {cluster_id} starting in {spec.region}; logs in {logs}")  # noqa: T201
+    else:
+        step_ids = emr.add_job_flow_steps(JobFlowId=arguments.cluster_id, Steps=[spark_step(spec)])
+        print(f"step {step_ids['StepIds'][0]} added to {arguments.cluster_id}")  # noqa: T201

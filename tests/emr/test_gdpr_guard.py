@@ -1,0 +1,51 @@
+"""In the emr environment, a run refuses to start outside the EU."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from kedro.config import OmegaConfigLoader
+from kedro.framework.session import KedroSession
+
+from fruits.gdpr import RegionOutsideEUError
+from tests.conftest import REPO
+
+
+@pytest.fixture()
+def conf_in_us(tmp_path) -> Path:
+    conf = tmp_path / "conf"
+    shutil.copytree(REPO / "conf", conf)
+    globals_file = conf / "emr" / "globals.yml"
+    text = globals_file.read_text()
+    assert "aws_region: eu-west-3" in text
+    globals_file.write_text(text.replace("aws_region: eu-west-3", "aws_region: us-east-1"))
+    return conf
+
+
+def test_session_refuses_a_non_eu_region_before_spark(conf_in_us, monkeypatch):
+    started = []
+    monkeypatch.setattr("fruits.hooks.SparkSession", type("NoSpark", (), {"builder": started}))
+    with KedroSession.create(project_path=REPO, env="emr", conf_source=str(conf_in_us)) as session:
+        with pytest.raises(RegionOutsideEUError, match="'us-east-1' is outside the EU"):
+            session.load_context()
+    assert started == []
+
+
+def test_cli_exits_non_zero_naming_the_region(conf_in_us):
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("kedro")), "run", "--env", "emr",
+         "--conf-source", str(conf_in_us)],
+        cwd=REPO, capture_output=True, text=True, check=False,
+        env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"},
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "'us-east-1' is outside the EU" in " ".join((result.stdout + result.stderr).split())
+
+
+def test_shipped_emr_configuration_is_in_the_eu():
+    config = OmegaConfigLoader(str(REPO / "conf"), base_env="base", default_run_env="emr")
+    assert config["globals"]["aws_region"] == "eu-west-3"
+    assert config["catalog"]["images"]["filepath"].startswith("s3a://fruits-eu-data/fruits/")

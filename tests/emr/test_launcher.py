@@ -1,0 +1,144 @@
+"""`fruits-emr`: the cluster request against moto's EMR emulation, and what it refuses."""
+
+import shutil
+from pathlib import Path
+
+import boto3
+import pyspark
+import pytest
+from moto import mock_aws
+
+from fruits import emr
+from fruits.gdpr import EU_REGIONS, RegionOutsideEUError, require_eu_region
+from tests.conftest import REPO
+
+BUCKET = "fruits-launch"
+
+
+@pytest.fixture()
+def project_copy(tmp_path) -> Path:
+    for item in ("pyproject.toml", "README.md", "requirements.lock"):
+        shutil.copy2(REPO / item, tmp_path / item)
+    for folder in ("src", "conf", "bootstrap"):
+        shutil.copytree(REPO / folder, tmp_path / folder, ignore=shutil.ignore_patterns("*.pyc"))
+    return tmp_path
+
+
+@pytest.fixture()
+def aws(monkeypatch):
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "eu-west-3",
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        boto3.client("s3", region_name="eu-west-3").create_bucket(
+            Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-3"}
+        )
+        yield
+
+
+def test_deploy_uploads_artifacts_and_creates_an_eu_transient_cluster(
+    aws, project_copy, monkeypatch
+):
+    sent = []
+    original_client = boto3.client
+
+    def recording_client(service, *args, **kwargs):
+        client = original_client(service, *args, **kwargs)
+        if service == "emr":
+            client.meta.events.register(
+                "provide-client-params.emr.RunJobFlow", lambda params, **_: sent.append(params)
+            )
+        return client
+
+    monkeypatch.setattr(boto3, "client", recording_client)
+    emr.main(["deploy", "--bucket", BUCKET, "--prefix", "team/fruits", "--core-nodes", "3",
+              "--spot-task-nodes", "2", "--project-dir", str(project_copy)])  # fmt: skip
+
+    artifacts = f"s3://{BUCKET}/team/fruits/artifacts"
+    uploaded = {
+        item["Key"].rsplit("/", 1)[1]
+        for item in original_client("s3").list_objects_v2(Bucket=BUCKET)["Contents"]
+    }
+    assert {"emr_bootstrap.sh", "emr_step.py", "requirements-emr.txt", "conf-fruits.tar.gz",
+            "fruits-0.1.0-py3-none-any.whl"} <= uploaded  # fmt: skip
+
+    [request] = sent
+    assert request["ReleaseLabel"] == "emr-7.10.0"
+    assert request["AutoTerminationPolicy"] == {"IdleTimeout": 3600}
+    assert request["Instances"]["KeepJobFlowAliveWhenNoSteps"] is False  # transient
+    assert request["LogUri"] == f"s3://{BUCKET}/team/fruits/logs/"
+    groups = {group["InstanceRole"]: group for group in request["Instances"]["InstanceGroups"]}
+    assert groups["CORE"]["InstanceCount"] == 3 and groups["TASK"]["Market"] == "SPOT"
+    [bootstrap] = request["BootstrapActions"]
+    assert bootstrap["ScriptBootstrapAction"] == {
+        "Path": f"{artifacts}/emr_bootstrap.sh",
+        "Args": [artifacts],
+    }
+    [step] = request["Steps"]
+    assert step["ActionOnFailure"] == "TERMINATE_CLUSTER"
+    assert step["HadoopJarStep"]["Args"] == [
+        "spark-submit", "--deploy-mode", "cluster",
+        "--files", f"{artifacts}/conf-fruits.tar.gz",
+        f"{artifacts}/emr_step.py",
+        "--env", "emr", "--conf-source", "conf-fruits.tar.gz",
+        "--params", f"s3_bucket={BUCKET},s3_prefix=team/fruits",
+    ]  # fmt: skip
+    spark_env = request["Configurations"][0]["Configurations"][0]["Properties"]
+    assert spark_env["PYSPARK_PYTHON"] == emr.VENV_PYTHON
+
+    # moto accepted the request: the cluster exists, in the EU region, with its step.
+    client = original_client("emr", region_name="eu-west-3")
+    [cluster] = client.list_clusters()["Clusters"]
+    described = client.describe_cluster(ClusterId=cluster["Id"])["Cluster"]
+    assert described["ReleaseLabel"] == "emr-7.10.0"
+    assert client.list_steps(ClusterId=cluster["Id"])["Steps"][0]["Name"].startswith("fruits")
+    actions = client.list_bootstrap_actions(ClusterId=cluster["Id"])["BootstrapActions"]
+    assert actions[0]["ScriptPath"] == f"{artifacts}/emr_bootstrap.sh"
+
+
+@pytest.mark.parametrize("region", ["us-east-1", "eu-west-2", "eu-central-2", "ap-south-1"])
+def test_non_eu_region_is_refused_before_any_call(region, monkeypatch, capsys):
+    def no_aws(*args, **kwargs):
+        raise AssertionError("no AWS client may be created for a non-EU region")
+
+    monkeypatch.setattr(boto3, "client", no_aws)
+    with pytest.raises(SystemExit) as stopped:
+        emr.main(["deploy", "--bucket", BUCKET, "--region", region])
+    assert f"AWS region '{region}' is outside the EU" in str(stopped.value)
+    with pytest.raises(RegionOutsideEUError):
+        emr.cluster_request(emr.ClusterSpec(bucket=BUCKET, region=region))
+
+
+def test_eu_regions_are_accepted():
+    assert {require_eu_region(region) for region in EU_REGIONS} == EU_REGIONS
+    assert "eu-west-3" in EU_REGIONS
+
+
+def test_cluster_requirements_pin_everything_but_spark():
+    lock = (REPO / "requirements.lock").read_text()
+    requirements = emr.emr_requirements(lock).splitlines()
+    names = {line.split("==")[0] for line in requirements}
+    assert "pyspark" not in names and "py4j" not in names
+    assert {"kedro", "tensorflow-cpu", "kedro-datasets", "pillow"} <= names
+    assert all("==" in line for line in requirements)
+    lock_pins = {line for line in lock.splitlines() if "==" in line and not line.startswith("#")}
+    assert set(requirements) == {
+        pin for pin in lock_pins if pin.split("==")[0] not in {"pyspark", "py4j"}
+    }
+
+
+def test_local_pyspark_is_the_spark_of_the_emr_release():
+    assert pyspark.__version__ == emr.EMR_SPARK_VERSION
+    assert "pyspark==3.5.5" in (REPO / "requirements.lock").read_text().splitlines()
+
+
+def test_bootstrap_script_passes_shellcheck():
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    shellcheck = Path(sys.executable).with_name("shellcheck")
+    subprocess.run([str(shellcheck), str(REPO / "bootstrap" / "emr_bootstrap.sh")], check=True)
