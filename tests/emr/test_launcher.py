@@ -142,3 +142,46 @@ def test_bootstrap_script_passes_shellcheck():
 
     shellcheck = Path(sys.executable).with_name("shellcheck")
     subprocess.run([str(shellcheck), str(REPO / "bootstrap" / "emr_bootstrap.sh")], check=True)
+
+
+def _as_list(value):
+    return value if isinstance(value, list) else [value]
+
+
+@pytest.mark.parametrize("name", ["instance-profile-policy.json", "launcher-policy.json"])
+def test_iam_policies_are_least_privilege(name):
+    import json  # noqa: PLC0415
+
+    policy = json.loads((REPO / "bootstrap" / "iam" / name).read_text())
+    for statement in policy["Statement"]:
+        actions = (
+            statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        )
+        assert all(not action.endswith("*") for action in actions), statement
+        resources = (
+            statement["Resource"]
+            if isinstance(statement["Resource"], list)
+            else [statement["Resource"]]
+        )
+        for resource in resources:
+            if resource.startswith("arn:aws:s3"):
+                assert resource == "arn:aws:s3:::BUCKET" or resource.startswith(
+                    "arn:aws:s3:::BUCKET/PREFIX/"
+                )
+            if resource == "arn:aws:s3:::BUCKET":
+                assert statement["Condition"]["StringLike"]["s3:prefix"] == ["PREFIX/*", "PREFIX"]
+            if resource == "*":  # EMR actions: only in EU regions
+                regions = statement["Condition"]["StringEquals"]["aws:RequestedRegion"]
+                assert set(regions) == EU_REGIONS
+    # The cluster may write only under data/ and logs/.
+    if name == "instance-profile-policy.json":
+        writes = [
+            resource
+            for statement in policy["Statement"]
+            if "s3:PutObject" in statement["Action"]
+            for resource in _as_list(statement["Resource"])
+        ]
+        assert sorted(writes) == [
+            "arn:aws:s3:::BUCKET/PREFIX/data/*",
+            "arn:aws:s3:::BUCKET/PREFIX/logs/*",
+        ]
