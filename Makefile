@@ -22,7 +22,7 @@ HADOOP_AWS_VERSION := 3.3.4
 AWS_SDK_BUNDLE_VERSION := 1.12.262
 JARS := .jars/hadoop-aws-$(HADOOP_AWS_VERSION).jar .jars/aws-java-sdk-bundle-$(AWS_SDK_BUNDLE_VERSION).jar
 
-.PHONY: setup run test lint viz lock clean
+.PHONY: setup run test lint viz lock clean emr-deploy
 setup: $(VENV)/.installed $(JARS)
 
 .jars/hadoop-aws-%.jar:
@@ -46,6 +46,14 @@ test: setup
 
 viz: setup
 	$(BIN)/kedro viz run
+
+# Package, upload and run once on a transient EMR cluster (see README, "Run on EMR").
+BUCKET ?=
+PREFIX ?= fruits
+REGION ?= eu-west-3
+emr-deploy: setup
+	@test -n "$(BUCKET)" || { echo "usage: make emr-deploy BUCKET=<your EU bucket> [PREFIX=fruits] [REGION=eu-west-3]"; exit 2; }
+	$(BIN)/fruits-emr deploy --bucket $(BUCKET) --prefix $(PREFIX) --region $(REGION)
 
 # Regenerate the lock files after changing pyproject.toml (needs `uv`).
 lock:
