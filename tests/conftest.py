@@ -46,6 +46,15 @@ def copy_real_images(target: Path, classes: list[str], per_split: dict[str, int]
     return copied
 
 
+def copy_project(target: Path) -> Path:
+    """A copy of the project's sources and configuration, to package or build in ``target``."""
+    for item in ("pyproject.toml", "README.md", "requirements.lock"):
+        shutil.copy2(REPO / item, target / item)
+    for folder in ("src", "conf", "bootstrap"):
+        shutil.copytree(REPO / folder, target / folder, ignore=shutil.ignore_patterns("*.pyc"))
+    return target
+
+
 def run_project(env: str = "local", **runtime_params) -> None:
     """Run the default pipeline through a Kedro session, as `kedro run` does."""
     from kedro.framework.session import KedroSession  # noqa: PLC0415

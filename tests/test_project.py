@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 from kedro.framework.project import pipelines
 
-from tests.conftest import REPO, WEIGHTS_PARAMS, copy_real_images
+from tests.conftest import REPO, WEIGHTS_PARAMS, copy_project, copy_real_images
 from tests.helpers import local_path
 
 KEDRO = str(Path(sys.executable).with_name("kedro"))
@@ -49,9 +48,7 @@ def test_cli_processes_the_folder_given_at_run_time(tmp_path):
 
 def test_kedro_viz_build_shows_the_pipelines(tmp_path):
     """`kedro viz build` (reads KEDRO_ENV, no --env option) in a copy of the project."""
-    shutil.copy2(REPO / "pyproject.toml", tmp_path / "pyproject.toml")
-    for folder in ("conf", "src"):
-        shutil.copytree(REPO / folder, tmp_path / folder, ignore=shutil.ignore_patterns("*.pyc"))
+    copy_project(tmp_path)
     subprocess.run(
         [KEDRO, "viz", "build"],
         cwd=tmp_path,

@@ -1,6 +1,5 @@
 """`fruits-emr`: the cluster request against moto's EMR emulation, and what it refuses."""
 
-import shutil
 from pathlib import Path
 
 import boto3
@@ -10,18 +9,14 @@ from moto import mock_aws
 
 from fruits import emr
 from fruits.gdpr import EU_REGIONS, RegionOutsideEUError, require_eu_region
-from tests.conftest import REPO
+from tests.conftest import REPO, copy_project
 
 BUCKET = "fruits-launch"
 
 
 @pytest.fixture()
 def project_copy(tmp_path) -> Path:
-    for item in ("pyproject.toml", "README.md", "requirements.lock"):
-        shutil.copy2(REPO / item, tmp_path / item)
-    for folder in ("src", "conf", "bootstrap"):
-        shutil.copytree(REPO / folder, tmp_path / folder, ignore=shutil.ignore_patterns("*.pyc"))
-    return tmp_path
+    return copy_project(tmp_path)
 
 
 @pytest.fixture()

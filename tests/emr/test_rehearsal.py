@@ -7,7 +7,6 @@ fetch the official file the emr environment names).
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +17,14 @@ import pandas as pd
 import pytest
 import s3fs
 
-from tests.conftest import REPO, WEIGHTS_FILE, WEIGHTS_SHA256, copy_real_images, run_project
+from tests.conftest import (
+    REPO,
+    WEIGHTS_FILE,
+    WEIGHTS_SHA256,
+    copy_project,
+    copy_real_images,
+    run_project,
+)
 
 BUCKET = "fruits-rehearsal"
 PREFIX = "eu/fruits"
@@ -38,11 +44,7 @@ def relative_image_key(uri: str, root: str) -> str:
 @pytest.fixture(scope="module")
 def packaged_project(tmp_path_factory) -> Path:
     """`kedro package` on a copy of the project: the wheel and the conf tarball."""
-    project = tmp_path_factory.mktemp("project")
-    for item in ("pyproject.toml", "README.md"):
-        shutil.copy2(REPO / item, project / item)
-    for folder in ("src", "conf"):
-        shutil.copytree(REPO / folder, project / folder, ignore=shutil.ignore_patterns("*.pyc"))
+    project = copy_project(tmp_path_factory.mktemp("project"))
     subprocess.run([BIN / "kedro", "package"], cwd=project, check=True, capture_output=True)
     return project / "dist"
 
