@@ -26,6 +26,7 @@ from fruits.gdpr import DEFAULT_REGION, require_eu_region
 RELEASE_LABEL = "emr-7.10.0"
 EMR_SPARK_VERSION = "3.5.5"
 VENV_PYTHON = "/opt/fruits/venv/bin/python"
+OFFICIAL_WEIGHTS_KEY = "models/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
 # Spark and its Py4J come with EMR; the bootstrap must never install them.
 PROVIDED_BY_EMR = ("pyspark", "py4j")
 
@@ -51,6 +52,15 @@ class ClusterSpec:
     @property
     def artifacts_uri(self) -> str:
         return f"s3://{self.bucket}/{self.prefix}/artifacts"
+
+    @property
+    def run_params(self) -> str:
+        """`kedro run --params` placing every dataset of the emr env under this bucket/prefix."""
+        root = f"s3a://{self.bucket}/{self.prefix}"
+        return (
+            f"data_root={root}/data,raw_images_path={root}/raw,"
+            f"weights_source={root}/{OFFICIAL_WEIGHTS_KEY}"
+        )
 
 
 def emr_requirements(lock_text: str) -> str:
@@ -98,7 +108,7 @@ def spark_step(spec: ClusterSpec) -> dict[str, Any]:
         f"{spec.artifacts_uri}/emr_step.py",
         "--env", "emr",
         "--conf-source", "conf-fruits.tar.gz",
-        "--params", f"s3_bucket={spec.bucket},s3_prefix={spec.prefix}",
+        "--params", spec.run_params,
     ]  # fmt: skip
     if spec.pipelines:
         arguments += ["--pipelines", spec.pipelines]
@@ -123,7 +133,12 @@ def cluster_request(spec: ClusterSpec) -> dict[str, Any]:
             {"Name": "task-spot", "InstanceRole": "TASK", "Market": "SPOT",
              "InstanceType": spec.instance_type, "InstanceCount": spec.spot_task_nodes}
         )  # fmt: skip
-    python_env = {"PYSPARK_PYTHON": VENV_PYTHON, "PYSPARK_DRIVER_PYTHON": VENV_PYTHON}
+    # AWS_DEFAULT_REGION: s3fs (reports, weights) talks to the EU region directly.
+    python_env = {
+        "PYSPARK_PYTHON": VENV_PYTHON,
+        "PYSPARK_DRIVER_PYTHON": VENV_PYTHON,
+        "AWS_DEFAULT_REGION": spec.region,
+    }
     return {
         "Name": f"fruits-{spec.prefix.replace('/', '-')}",
         "ReleaseLabel": RELEASE_LABEL,
@@ -152,6 +167,7 @@ def cluster_request(spec: ClusterSpec) -> dict[str, Any]:
                 "Classification": "spark-defaults",
                 "Properties": {
                     "spark.yarn.appMasterEnv.PYSPARK_PYTHON": VENV_PYTHON,
+                    "spark.yarn.appMasterEnv.AWS_DEFAULT_REGION": spec.region,
                     "spark.executorEnv.PYSPARK_PYTHON": VENV_PYTHON,
                     "spark.python.worker.reuse": "true",
                     "spark.sql.execution.arrow.pyspark.enabled": "true",

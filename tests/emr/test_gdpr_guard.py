@@ -48,4 +48,7 @@ def test_cli_exits_non_zero_naming_the_region(conf_in_us):
 def test_shipped_emr_configuration_is_in_the_eu():
     config = OmegaConfigLoader(str(REPO / "conf"), base_env="base", default_run_env="emr")
     assert config["globals"]["aws_region"] == "eu-west-3"
-    assert config["catalog"]["images"]["filepath"].startswith("s3a://fruits-eu-data/fruits/")
+    catalog = config["catalog"]
+    assert catalog["images"]["filepath"].startswith("s3a://fruits-eu-data/fruits/data/")
+    assert catalog["raw_images"]["filepath"] == "s3a://fruits-eu-data/fruits/raw"
+    assert catalog["backbone_weights"]["source"].startswith("s3a://fruits-eu-data/fruits/models/")

@@ -80,7 +80,9 @@ def test_deploy_uploads_artifacts_and_creates_an_eu_transient_cluster(
         "--files", f"{artifacts}/conf-fruits.tar.gz",
         f"{artifacts}/emr_step.py",
         "--env", "emr", "--conf-source", "conf-fruits.tar.gz",
-        "--params", f"s3_bucket={BUCKET},s3_prefix=team/fruits",
+        "--params",
+        f"data_root=s3a://{BUCKET}/team/fruits/data,raw_images_path=s3a://{BUCKET}/team/fruits/raw,"
+        f"weights_source=s3a://{BUCKET}/team/fruits/{emr.OFFICIAL_WEIGHTS_KEY}",
     ]  # fmt: skip
     spark_env = request["Configurations"][0]["Configurations"][0]["Properties"]
     assert spark_env["PYSPARK_PYTHON"] == emr.VENV_PYTHON

@@ -70,8 +70,8 @@ def emr_run(s3_server, packaged_project, local_images, tmp_path_factory):
 
     wheel = next(packaged_project.glob("fruits-*.whl"))
     params = {
-        "s3_bucket": BUCKET,
-        "s3_prefix": PREFIX,
+        "data_root": f"s3a://{BUCKET}/{PREFIX}/data",
+        "raw_images_path": f"s3a://{BUCKET}/{PREFIX}/raw",
         "weights_source": f"s3a://{BUCKET}/{PREFIX}/models/offline_weights.h5",
         "weights_sha256": WEIGHTS_SHA256,
     }
