@@ -11,7 +11,7 @@ from PIL import Image
 
 from fruits.datasets import BackboneWeightsDataset
 from fruits.pipelines.featurization import backbone
-from fruits.pipelines.featurization.nodes import featurize_images
+from fruits.pipelines.featurization.nodes import featurize_images, prepare_backbone
 from fruits.pipelines.ingestion.nodes import build_image_table
 from tests.conftest import FRUITS_360, WEIGHTS_FILE, WEIGHTS_SHA256, keras_reference_features
 from tests.helpers import local_path
@@ -98,24 +98,60 @@ def test_backbone_is_built_without_downloading(monkeypatch, weights):
         np.testing.assert_array_equal(ours, theirs)
 
 
-def test_model_is_built_once_per_process_and_token(monkeypatch, weights):
+def test_embedder_is_built_once_per_process_and_token(monkeypatch):
     builds = []
-    monkeypatch.setattr(backbone, "_models", {})
-    monkeypatch.setattr(backbone, "build_backbone", lambda w, size: builds.append(size) or object())
+    monkeypatch.setattr(backbone, "_embedders", {})
+    monkeypatch.setattr(backbone, "load_embedder", lambda b, threads: builds.append(b) or object())
     loader_calls = []
+    exported = backbone.PortableBackbone("keras", 224, [])
 
     def loader():
         loader_calls.append(1)
-        return weights
+        return exported
 
-    first = backbone.cached_backbone("run-1", loader, 224, 1)
-    assert backbone.cached_backbone("run-1", loader, 224, 1) is first
-    assert builds == [224] and len(loader_calls) == 1
-    assert backbone.cached_backbone("run-2", loader, 224, 1) is not first
-    assert builds == [224, 224]
+    first = backbone.cached_embedder("run-1", loader, 1)
+    assert backbone.cached_embedder("run-1", loader, 1) is first
+    assert builds == [exported] and len(loader_calls) == 1
+    assert backbone.cached_embedder("run-2", loader, 1) is not first
+    assert len(builds) == 2
 
 
-def test_featurize_images_node_matches_keras(spark, weights, tmp_path, keras_reference_model):
+@pytest.fixture(scope="module")
+def tflite_backbone(weights) -> backbone.PortableBackbone:
+    return backbone.export_backbone(weights, 224, "tflite")
+
+
+@pytest.mark.parametrize("batch_sizes", [(32,), (5, 32, 5)])
+def test_tflite_runtime_equals_keras(tflite_backbone, keras_reference_model, batch_sizes):
+    """The fast path gives Keras's features within 1e-4, whatever the batch sequence."""
+    paths = sorted((FRUITS_360 / "Training" / "Kiwi").iterdir())[: max(batch_sizes)]
+    reference = keras_reference_features(keras_reference_model, paths)
+    embed = backbone.load_embedder(tflite_backbone, threads=2)
+    for size in batch_sizes:
+        batch = np.stack([backbone.preprocess_image(p.read_bytes(), 224) for p in paths[:size]])
+        assert np.abs(embed(batch) - reference[:size]).max() <= 1e-4
+
+
+def test_tflite_backbone_holds_the_weights(weights, tflite_backbone):
+    """The broadcast payload is self-contained: a flatbuffer of about the weights' size."""
+    assert isinstance(tflite_backbone.payload, bytes)
+    weight_bytes = sum(array.nbytes for array in weights)
+    assert 0.8 * weight_bytes < len(tflite_backbone.payload) < 1.5 * weight_bytes
+
+
+@pytest.mark.parametrize(
+    ("runtime", "size", "message"),
+    [("onnx", 224, "Unknown featurization runtime 'onnx'"), ("tflite", 8, "input_size 8")],
+)
+def test_export_refuses_bad_settings(weights, runtime, size, message):
+    with pytest.raises(ValueError, match=message):
+        backbone.export_backbone(weights, size, runtime)
+
+
+@pytest.mark.parametrize("runtime", ["tflite", "keras"])
+def test_featurize_images_node_matches_keras(
+    spark, weights, tmp_path, keras_reference_model, runtime
+):
     for path in REAL_IMAGES:
         (tmp_path / "Test" / path.parent.name).mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, tmp_path / "Test" / path.parent.name / path.name)
@@ -123,7 +159,11 @@ def test_featurize_images_node_matches_keras(spark, weights, tmp_path, keras_ref
     images = build_image_table(raw, ["Training", "Test"])
 
     features = featurize_images(
-        images, weights, input_size=224, batch_size=4, images_per_partition=2, intra_op_threads=1
+        images,
+        prepare_backbone(weights, 224, runtime),
+        batch_size=4,
+        images_per_partition=2,
+        threads_per_worker=1,
     )
     assert features.columns == ["path", "label", "split", "features"]
     assert features.rdd.getNumPartitions() == 3  # 6 images / 2 per partition
