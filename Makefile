@@ -22,7 +22,14 @@ HADOOP_AWS_VERSION := 3.3.4
 AWS_SDK_BUNDLE_VERSION := 1.12.262
 JARS := .jars/hadoop-aws-$(HADOOP_AWS_VERSION).jar .jars/aws-java-sdk-bundle-$(AWS_SDK_BUNDLE_VERSION).jar
 
-.PHONY: setup run test lint viz lock clean emr-deploy
+# Debian's Chromium, for the test that opens kedro-viz in a real browser (driven by Playwright).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@echo "Installing Debian's chromium package (kedro-viz browser test)..."
+	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -q
+	$(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
+
+.PHONY: setup run test lint viz lock clean emr-deploy benchmark
 setup: $(VENV)/.installed $(JARS)
 
 .jars/hadoop-aws-%.jar:
@@ -40,9 +47,13 @@ $(VENV)/.installed: requirements-dev.lock pyproject.toml
 run: setup
 	$(BIN)/kedro run --env local --params=$(WEIGHTS_PARAMS)$(if $(PARAMS),$(comma)$(PARAMS))
 
-test: setup
-	$(BIN)/ruff check src tests
+test: setup $(CHROMIUM)
+	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/pytest
+
+# Featurization benchmark: writes BENCHMARKS.md and benchmarks/results.json (ARGS=--quick: 1,000 images).
+benchmark: setup
+	$(BIN)/python benchmarks/featurization.py $(ARGS)
 
 viz: setup
 	$(BIN)/kedro viz run
@@ -57,9 +68,13 @@ emr-deploy: setup
 
 # Regenerate the lock files after changing pyproject.toml (needs `uv`).
 lock:
-	uv pip compile pyproject.toml --python-version 3.11 --no-header -o requirements.lock
+	@# uv ignores Requires-Python upper bounds; backports-strenum 1.3+ refuses Python 3.11.
+	printf 'backports-strenum<1.3\n' > .lock-constraints.txt
+	uv pip compile pyproject.toml -c .lock-constraints.txt --python-version 3.11 --no-header \
+		-o requirements.lock
 	uv pip compile pyproject.toml --extra viz --extra deploy --extra dev -c requirements.lock \
 		--python-version 3.11 --no-header -o requirements-dev.lock
+	rm .lock-constraints.txt
 
 clean:
 	rm -rf data/02_intermediate data/04_feature data/05_model_input data/06_models data/08_reporting

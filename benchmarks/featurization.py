@@ -1,0 +1,526 @@
+"""Featurization benchmark: plain Keras, the classic Spark template, our stage, `kedro run`.
+
+Everything runs in one invocation, on the same images and cores, so that the ratios
+hold even on a machine whose speed drifts (shared cloud cores do). Writes
+``benchmarks/results.json`` and ``BENCHMARKS.md``.
+
+    .venv/bin/python benchmarks/featurization.py            # the full benchmark (~20 min)
+    .venv/bin/python benchmarks/featurization.py --quick    # 1,000 images, no scaling/sizes
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
+BATCH = 32
+os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+
+
+def image_files(roots: list[Path], limit: int | None = None) -> list[Path]:
+    """Every image under the roots, sorted, optionally the first ``limit``."""
+    files = sorted(
+        p for root in roots for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
+    )
+    return files[:limit] if limit else files
+
+
+def copy_subset(files: list[Path], roots: list[Path], target: Path) -> Path:
+    """Copy files keeping their Split/Class/ layout, so that Spark reads exactly them."""
+    for source in files:
+        root = next(r for r in roots if source.is_relative_to(r))
+        destination = target / source.relative_to(root)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, destination)
+    return target
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+         if line.startswith("model name")),
+        platform.processor(),
+    )  # fmt: skip
+    import pyspark  # noqa: PLC0415
+    import tensorflow as tf  # noqa: PLC0415
+
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "pyspark": pyspark.__version__,
+    }
+
+
+def load_weights(weights: Path, sha256: str | None) -> list[np.ndarray]:
+    from fruits.datasets import BackboneWeightsDataset  # noqa: PLC0415
+
+    return BackboneWeightsDataset(source=str(weights), sha256=sha256).load()
+
+
+def interpreter_ceiling(backbone: Any, threads: int, seconds: float = 10.0) -> float:
+    """Images/s of the TFLite interpreter alone on ready inputs: the hardware limit."""
+    from fruits.pipelines.featurization.backbone import load_embedder  # noqa: PLC0415
+
+    embed = load_embedder(backbone, threads)
+    size = backbone.input_size
+    batch = np.random.default_rng(0).uniform(-1, 1, (BATCH, size, size, 3)).astype(np.float32)
+    embed(batch)
+    done, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        embed(batch)
+        done += BATCH
+    return done / (time.perf_counter() - start)
+
+
+def plain_keras(files: list[Path], weights: list[np.ndarray], size: int) -> float:
+    """(a) Single process, no Spark: read, decode, preprocess, Keras predict_on_batch."""
+    from fruits.pipelines.featurization.backbone import (  # noqa: PLC0415
+        build_backbone,
+        preprocess_image,
+    )
+
+    model = build_backbone(weights, size)
+    model.predict_on_batch(np.zeros((BATCH, size, size, 3), np.float32))  # graph warm-up
+    start = time.perf_counter()
+    for first in range(0, len(files), BATCH):
+        batch = [preprocess_image(p.read_bytes(), size) for p in files[first : first + BATCH]]
+        model.predict_on_batch(np.stack(batch))
+    return len(files) / (time.perf_counter() - start)
+
+
+def spark_session(project_settings: bool):
+    """local[*] Spark: with the project's conf/local settings, or Spark's defaults."""
+    from pyspark.sql import SparkSession  # noqa: PLC0415
+
+    builder = SparkSession.builder.master("local[*]").config("spark.ui.enabled", "false")
+    builder = builder.config("spark.driver.memory", "4g")
+    if project_settings:
+        from kedro.config import OmegaConfigLoader  # noqa: PLC0415
+
+        loader = OmegaConfigLoader(
+            str(REPO / "conf"), base_env="base", default_run_env="local",
+            config_patterns={"spark": ["spark*", "spark*/**"]},
+        )  # fmt: skip
+        for key, value in loader["spark"].items():
+            builder = builder.config(key, str(value))
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def read_raw(spark, roots: list[Path]):
+    return (
+        spark.read.format("binaryFile")
+        .option("recursiveFileLookup", True)
+        .option("pathGlobFilter", "*.{[jJ][pP][gG],[jJ][pP][eE][gG],[pP][nN][gG]}")
+        .load([str(r) for r in roots])
+    )
+
+
+def timed_noop_write(frame) -> float:
+    """Seconds to compute every row (Spark's no-op sink: no output I/O)."""
+    start = time.perf_counter()
+    frame.write.format("noop").mode("overwrite").save()
+    return time.perf_counter() - start
+
+
+def classic_template(spark, roots: list[Path], weights: list[np.ndarray], size: int) -> float:
+    """(b) The course template: model rebuilt from the broadcast weights in every task,
+    Keras predict per Arrow batch, Spark's default partitioning and batch size."""
+    from pyspark.sql.functions import col, pandas_udf  # noqa: PLC0415
+    from pyspark.sql.types import ArrayType, FloatType  # noqa: PLC0415
+
+    from fruits.pipelines.featurization.backbone import (  # noqa: PLC0415
+        build_backbone,
+        preprocess_image,
+    )
+
+    broadcast_weights = spark.sparkContext.broadcast(weights)
+
+    @pandas_udf(ArrayType(FloatType()))
+    def featurize_udf(content_series_iter: Iterator[pd.Series]) -> Iterator[pd.Series]:
+        model = build_backbone(broadcast_weights.value, size)  # once per task
+        for content_series in content_series_iter:
+            inputs = np.stack([preprocess_image(c, size) for c in content_series])
+            yield pd.Series(list(model.predict(inputs, verbose=0)))
+
+    frame = read_raw(spark, roots).select("path", featurize_udf(col("content")).alias("features"))
+    elapsed = timed_noop_write(frame)
+    broadcast_weights.destroy()
+    return elapsed
+
+
+def our_stage(
+    spark, roots: list[Path], backbone: Any, output: Path | None = None, **overrides: int
+) -> float:
+    """(c) The pipeline's ingestion + featurization nodes, from the raw files.
+
+    ``overrides`` replace the featurization parameters of conf/base (the defaults).
+    """
+    from fruits.pipelines.featurization.nodes import featurize_images  # noqa: PLC0415
+    from fruits.pipelines.ingestion.nodes import build_image_table  # noqa: PLC0415
+
+    params = pipeline_parameters()
+    settings = {
+        key: params["featurization"][key]
+        for key in ("batch_size", "images_per_partition", "threads_per_worker")
+    } | overrides
+    images = build_image_table(read_raw(spark, roots), params["ingestion"]["split_folders"])
+    features = featurize_images(images, backbone, **settings)
+    if output is None:
+        return timed_noop_write(features)
+    start = time.perf_counter()
+    features.write.mode("overwrite").parquet(str(output))
+    return time.perf_counter() - start
+
+
+def tuning_rows(
+    spark, roots: list[Path], weights: list[np.ndarray], backbone: Any, n: int, quick: bool
+) -> list[dict[str, Any]]:
+    """Our stage with one setting changed at a time: what justifies each default."""
+    from fruits.pipelines.featurization.backbone import export_backbone  # noqa: PLC0415
+
+    variants: list[tuple[str, Any, dict[str, int]]] = [
+        ("defaults (runtime tflite)", backbone, {}),
+        ("runtime keras", export_backbone(weights, backbone.input_size, "keras"), {}),
+        ("threads_per_worker 2", backbone, {"threads_per_worker": 2}),
+        ("batch_size 8", backbone, {"batch_size": 8}),
+        ("batch_size 128", backbone, {"batch_size": 128}),
+        ("images_per_partition 64", backbone, {"images_per_partition": 64}),
+        ("images_per_partition 4096", backbone, {"images_per_partition": 4096}),
+    ]
+    rows = []
+    for name, variant_backbone, overrides in variants[:2] if quick else variants:
+        rate = n / our_stage(spark, roots, variant_backbone, **overrides)
+        rows.append({"setting": name, "images_per_s": rate})
+        print(f"tuning {name:>28}: {rate:7.1f} images/s", flush=True)
+    return rows
+
+
+def pipeline_parameters() -> dict[str, Any]:
+    from kedro.config import OmegaConfigLoader  # noqa: PLC0415
+
+    return OmegaConfigLoader(str(REPO / "conf"), base_env="base", default_run_env="local")[
+        "parameters"
+    ]
+
+
+def pca_fit_seconds(spark, features_path: Path) -> tuple[float, int]:
+    from fruits.pipelines.reduction.nodes import fit_pca  # noqa: PLC0415
+
+    start = time.perf_counter()
+    _, report = fit_pca(spark.read.parquet(str(features_path)), False, 0.90, None)
+    return time.perf_counter() - start, report["k"]
+
+
+class PeakTreeMemory:
+    """Samples the summed RSS of a process and all its descendants (JVM, Python workers)."""
+
+    def __init__(self, pid: int, interval: float = 0.2) -> None:
+        self.peak_bytes = 0
+        self._root = psutil.Process(pid)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, args=(interval,), daemon=True)
+        self._thread.start()
+
+    def _sample(self, interval: float) -> None:
+        while not self._stop.is_set():
+            try:
+                tree = [self._root, *self._root.children(recursive=True)]
+                total = sum(p.memory_info().rss for p in tree if p.is_running())
+                self.peak_bytes = max(self.peak_bytes, total)
+            except psutil.Error:
+                pass
+            self._stop.wait(interval)
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.peak_bytes
+
+
+def kedro_run(raw: Path, weights: Path, sha256: str | None, data_root: Path) -> dict[str, Any]:
+    """(d) `kedro run --env local` of ingestion, featurization and reduction, as a user runs
+    it: Python and JVM start, weights, TFLite export, PCA and every write included."""
+    params = f"raw_images_path={raw},data_root={data_root},weights_source={weights}"
+    if sha256:
+        params += f",weights_sha256={sha256}"
+    command = [
+        str(Path(sys.executable).parent / "kedro"),
+        "run",
+        "--env",
+        "local",
+        f"--params={params}",
+    ]
+    start = time.perf_counter()
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    memory = PeakTreeMemory(process.pid)
+    _, stderr = process.communicate()
+    elapsed = time.perf_counter() - start
+    peak = memory.stop()
+    if process.returncode != 0:
+        sys.exit(f"kedro run failed:\n{stderr.decode(errors='replace')[-3000:]}")
+    explained = json.loads((data_root / "08_reporting" / "explained_variance.json").read_text())
+    return {"seconds": elapsed, "peak_rss_mb": peak / 2**20, "k": explained["k"]}
+
+
+def size_accuracy(spark, features_path: Path) -> float | None:
+    """Test-split top-1 accuracy of the project's classifier on these features, if available."""
+    try:
+        from fruits.pipelines.classification.nodes import (  # noqa: PLC0415
+            evaluate_classifier,
+            train_classifier,
+        )
+    except ImportError:
+        return None
+    from fruits.pipelines.reduction.nodes import fit_pca, project_features  # noqa: PLC0415
+
+    params = pipeline_parameters()
+    features = spark.read.parquet(str(features_path)).cache()
+    pca_model, _ = fit_pca(features, False, params["reduction"]["variance_target"], None)
+    reduced = project_features(features, pca_model).cache()
+    classifier = train_classifier(reduced, **params["classification"]["train"])
+    metrics = evaluate_classifier(reduced, classifier)
+    features.unpersist()
+    reduced.unpersist()
+    return metrics["accuracy"]
+
+
+def markdown(results: dict[str, Any]) -> str:
+    m, rows = results["machine"], results["rows"]
+    keras_rate = rows["plain_keras"]["images_per_s"]
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Produced by `{results['command']}` on {results['date']}.",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB RAM, {m['os']}; Python "
+        f"{m['python']}, TensorFlow {m['tensorflow']}, PySpark {m['pyspark']}. No GPU.",
+        "",
+        "Cloud cores here drift (the same code measured up to 2x apart within an hour): compare",
+        "rows of one run, not runs. The interpreter ceiling row is measured in the same run.",
+        "",
+        f"## Featurization, {results['n_images']} images, {results['input_size']}x"
+        f"{results['input_size']}",
+        "",
+        "| row | what | seconds | images/s | vs plain Keras |",
+        "| --- | --- | ---: | ---: | ---: |",
+    ]
+    for key, label in [
+        ("ceiling", "TFLite interpreter alone, ready inputs, all cores (hardware limit)"),
+        ("plain_keras", "(a) plain Keras, one process: decode + predict_on_batch"),
+        ("classic_template", "(b) classic Spark template: model per task, Keras predict"),
+        ("our_stage", "(c) our stage: ingestion + featurization nodes in Spark"),
+        ("kedro_run", "(d) `kedro run --env local` ingestion+featurization+reduction, all in"),
+    ]:
+        row = rows[key]
+        seconds = f"{row['seconds']:.1f}" if "seconds" in row else "-"
+        lines.append(
+            f"| {key} | {label} | {seconds} | {row['images_per_s']:.1f} | "
+            f"{row['images_per_s'] / keras_rate:.2f}x |"
+        )
+    lines += [
+        "",
+        f"Backbone export (Keras to TFLite, on the driver, once per run): "
+        f"{results['backbone_export_s']:.1f} s.",
+        f"`kedro run` peak memory (JVM + driver + Python workers, summed RSS): "
+        f"{rows['kedro_run']['peak_rss_mb']:.0f} MB; chosen k = {rows['kedro_run']['k']}.",
+    ]
+    if results.get("tuning"):
+        lines += [
+            "",
+            "## Settings: our stage with one parameter changed at a time",
+            "",
+            "| setting | images/s | vs defaults |",
+            "| --- | ---: | ---: |",
+        ]
+        base = results["tuning"][0]["images_per_s"]
+        for row in results["tuning"]:
+            lines.append(
+                f"| {row['setting']} | {row['images_per_s']:.1f} | "
+                f"{row['images_per_s'] / base:.2f}x |"
+            )
+    if results.get("scaling"):
+        lines += [
+            "",
+            "## Scaling: cost per image as the work grows (our stage, parquet output)",
+            "",
+            "| images | stage s | ms/image | vs smallest | PCA fit s | k |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        base = results["scaling"][0]["ms_per_image"]
+        for row in results["scaling"]:
+            lines.append(
+                f"| {row['images']} | {row['seconds']:.1f} | {row['ms_per_image']:.2f} | "
+                f"{row['ms_per_image'] / base - 1:+.0%} | {row['pca_fit_s']:.1f} | {row['k']} |"
+            )
+    if results.get("sizes"):
+        lines += [
+            "",
+            "## Input size: speed against accuracy (our stage; classifier trained on Training, "
+            "scored on Test)",
+            "",
+            "| input size | images/s | Test top-1 accuracy |",
+            "| ---: | ---: | ---: |",
+        ]
+        for row in results["sizes"]:
+            accuracy = f"{row['accuracy']:.2%}" if row["accuracy"] is not None else "-"
+            lines.append(f"| {row['input_size']} | {row['images_per_s']:.1f} | {accuracy} |")
+    lines += ["", EMR_SIZING.format(**results["emr"]), ""]
+    return "\n".join(lines)
+
+
+EMR_SIZING = """## EMR sizing, from the measured per-core throughput
+
+Assumptions: an m5.xlarge has 4 vCPUs = 2 physical cores (hyper-threads), like the 2 cores measured
+here, so one node runs about {per_node:.0f} images/s = {per_hour:,.0f} images/hour (our stage's
+per-core rate x 2; real EMR cores are usually faster than these shared ones: conservative).
+Price (eu-west-3, on demand, check the current AWS price list): $0.224/h EC2 + $0.048/h EMR per
+m5.xlarge. A cluster of 1 primary + N core nodes; ~12 minutes of provisioning and bootstrap per
+cluster are not included.
+
+| core nodes | images/hour | hours per million images | cost per million images |
+| ---: | ---: | ---: | ---: |
+{table}"""
+
+
+def emr_sizing(stage_rate: float, cores: int) -> dict[str, Any]:
+    per_node = stage_rate / cores * 2
+    per_hour = per_node * 3600
+    rows = []
+    for nodes in (2, 4, 8, 16):
+        hours = 1e6 / (per_hour * nodes)
+        cost = hours * (nodes + 1) * (0.224 + 0.048)
+        rows.append(f"| {nodes} | {per_hour * nodes:,.0f} | {hours:.2f} | ${cost:.2f} |")
+    return {"per_node": per_node, "per_hour": per_hour, "table": "\n".join(rows)}
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--images", type=Path, default=SHARED / "data" / "fruits-360")
+    parser.add_argument("--more-images", type=Path, default=SHARED / "data" / "fruits-360-bench")
+    parser.add_argument(
+        "--weights", type=Path,
+        default=SHARED / "models" / "mobilenet_v2_1.0_224_no_top.reconstructed.h5",
+    )  # fmt: skip
+    parser.add_argument(
+        "--sha256", default="71e4c4ec4aa24c9c951b9265d6de42e1336dcf614c2214fa6a989208615e232c"
+    )
+    parser.add_argument("--quick", action="store_true", help="1,000 images; no scaling or sizes")
+    parser.add_argument("--sizes", default="224,160,128,96", help="input sizes to compare")
+    parser.add_argument("--output", type=Path, default=REPO)
+    return parser.parse_args()
+
+
+def scaling_rows(spark, args: argparse.Namespace, backbone: Any, workdir: Path) -> list[dict]:
+    """Our stage on 1,000, all of --images, and --images + --more-images; PCA fit on each."""
+    rows = []
+    subset = copy_subset(image_files([args.images], 1000), [args.images], workdir / "n1000")
+    for roots in ([subset], [args.images], [args.images, args.more_images]):
+        n = len(image_files(roots))
+        output = workdir / f"features_{n}.parquet"
+        seconds = our_stage(spark, roots, backbone, output)
+        pca_s, k = pca_fit_seconds(spark, output)
+        rows.append(
+            {"images": n, "seconds": seconds, "ms_per_image": 1000 * seconds / n,
+             "pca_fit_s": pca_s, "k": k}
+        )  # fmt: skip
+        print(f"scaling {n:>6}: {1000 * seconds / n:.2f} ms/image, PCA fit {pca_s:.1f} s")
+    return rows
+
+
+def size_rows(spark, args: argparse.Namespace, weights: list[np.ndarray], workdir: Path) -> list:
+    """Our stage and the classifier's test accuracy at each input size."""
+    from fruits.pipelines.featurization.backbone import export_backbone  # noqa: PLC0415
+
+    n = len(image_files([args.images]))
+    rows = []
+    for input_size in [int(size) for size in args.sizes.split(",")]:
+        sized = export_backbone(weights, input_size, "tflite")
+        output = workdir / f"features_size_{input_size}.parquet"
+        seconds = our_stage(spark, [args.images], sized, output)
+        accuracy = size_accuracy(spark, output)
+        rows.append({"input_size": input_size, "images_per_s": n / seconds, "accuracy": accuracy})
+        print(f"size {input_size}: {n / seconds:.1f} images/s, accuracy {accuracy}")
+    return rows
+
+
+def main() -> None:
+    args = parse_args()
+    from fruits.pipelines.featurization.backbone import export_backbone  # noqa: PLC0415
+
+    workdir = Path(tempfile.mkdtemp(prefix="fruits-bench-"))
+    files = image_files([args.images], 1000 if args.quick else None)
+    main_root = copy_subset(files, [args.images], workdir / "images") if args.quick else args.images
+    size = pipeline_parameters()["featurization"]["input_size"]
+    weights = load_weights(args.weights, args.sha256)
+    start = time.perf_counter()
+    backbone = export_backbone(weights, size, "tflite")
+    cores = os.cpu_count() or 1
+    results: dict[str, Any] = {
+        "command": "make benchmark" + (" ARGS=--quick" if args.quick else ""),
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": machine(),
+        "n_images": len(files),
+        "input_size": size,
+        "backbone_export_s": time.perf_counter() - start,
+        "rows": {},
+    }
+    rows = results["rows"]
+
+    def row(name: str, seconds: float | None, rate: float | None = None) -> None:
+        rate = rate if rate is not None else len(files) / seconds
+        rows[name] = {"images_per_s": rate} | ({"seconds": seconds} if seconds else {})
+        print(f"{name:>18}: {rate:7.1f} images/s", flush=True)
+
+    row("ceiling", None, interpreter_ceiling(backbone, threads=cores))
+    row("plain_keras", len(files) / plain_keras(files, weights, size))
+    spark = spark_session(project_settings=False)
+    row("classic_template", classic_template(spark, [main_root], weights, size))
+    spark.stop()
+    spark = spark_session(project_settings=True)
+    row("our_stage", our_stage(spark, [main_root], backbone))
+    run = kedro_run(main_root, args.weights, args.sha256, workdir / "kedro_run")
+    row("kedro_run", run["seconds"])
+    rows["kedro_run"] |= {"peak_rss_mb": run["peak_rss_mb"], "k": run["k"]}
+    results["tuning"] = tuning_rows(spark, [main_root], weights, backbone, len(files), args.quick)
+    if not args.quick:
+        results["scaling"] = scaling_rows(spark, args, backbone, workdir)
+        results["sizes"] = size_rows(spark, args, weights, workdir)
+    spark.stop()
+
+    results["emr"] = emr_sizing(rows["our_stage"]["images_per_s"], cores)
+    (args.output / "benchmarks").mkdir(parents=True, exist_ok=True)
+    (args.output / "benchmarks" / "results.json").write_text(json.dumps(results, indent=2))
+    (args.output / "BENCHMARKS.md").write_text(markdown(results))
+    shutil.rmtree(workdir, ignore_errors=True)
+    print(markdown(results))
+
+
+if __name__ == "__main__":
+    main()
