@@ -1,0 +1,38 @@
+"""Classification pipeline: ``pca_features`` -> ``fruit_classifier``, ``classification_metrics``."""
+
+from kedro.pipeline import Node, Pipeline
+
+from fruits.pipelines.classification.nodes import evaluate_classifier, train_classifier
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    """Train on the training split, tuning the regularization; score on the test split."""
+    return Pipeline(
+        [
+            Node(
+                func=train_classifier,
+                inputs=[
+                    "pca_features",
+                    "params:classification.train_split",
+                    "params:classification.reg_params",
+                    "params:classification.elastic_net_param",
+                    "params:classification.max_iter",
+                    "params:classification.train_ratio",
+                    "params:classification.seed",
+                ],
+                outputs=["fruit_classifier", "classifier_tuning"],
+                name="train_classifier",
+            ),
+            Node(
+                func=evaluate_classifier,
+                inputs=[
+                    "pca_features",
+                    "fruit_classifier",
+                    "classifier_tuning",
+                    "params:classification.test_split",
+                ],
+                outputs="classification_metrics",
+                name="evaluate_classifier",
+            ),
+        ]
+    )

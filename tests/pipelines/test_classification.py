@@ -1,0 +1,94 @@
+"""Classification: the classifier trained and scored by the pipeline run, and its metrics."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from pyspark.ml import PipelineModel
+from sklearn.metrics import confusion_matrix, f1_score, precision_score, recall_score
+
+from fruits.pipelines.classification.nodes import (
+    evaluate_classifier,
+    to_pca_vectors,
+    train_classifier,
+)
+from tests.conftest import PIPELINE_CLASSES, TEST_PER_CLASS
+
+
+@pytest.fixture(scope="module")
+def metrics(pipeline_run) -> dict:
+    return json.loads(
+        (pipeline_run.data_root / "08_reporting" / "classification_metrics.json").read_text()
+    )
+
+
+@pytest.fixture(scope="module")
+def test_predictions(spark, pipeline_run) -> pd.DataFrame:
+    classifier = PipelineModel.load(str(pipeline_run.data_root / "06_models" / "fruit_classifier"))
+    pca_features = spark.read.parquet(
+        str(pipeline_run.data_root / "05_model_input" / "pca_features.parquet")
+    )
+    scored = classifier.transform(to_pca_vectors(pca_features.where("split = 'Test'")))
+    return scored.select("path", "label", "predicted_label").toPandas()
+
+
+def test_metrics_cover_the_test_split(metrics):
+    assert metrics["n_test_images"] == len(PIPELINE_CLASSES) * TEST_PER_CLASS
+    assert metrics["labels"] == sorted(PIPELINE_CLASSES)
+    assert set(metrics["per_class"]) == set(PIPELINE_CLASSES)
+    assert all(entry["support"] == TEST_PER_CLASS for entry in metrics["per_class"].values())
+
+
+def test_metrics_equal_scikit_learn_on_the_predictions(metrics, test_predictions):
+    truth, predicted = test_predictions["label"], test_predictions["predicted_label"]
+    labels = metrics["labels"]
+    assert metrics["accuracy"] == pytest.approx((truth == predicted).mean())
+    assert metrics["macro_f1"] == pytest.approx(
+        f1_score(truth, predicted, labels=labels, average="macro", zero_division=0)
+    )
+    np.testing.assert_array_equal(
+        metrics["confusion_matrix"], confusion_matrix(truth, predicted, labels=labels)
+    )
+    precision = precision_score(truth, predicted, labels=labels, average=None, zero_division=0)
+    recall = recall_score(truth, predicted, labels=labels, average=None, zero_division=0)
+    for i, label in enumerate(labels):
+        assert metrics["per_class"][label]["precision"] == pytest.approx(precision[i])
+        assert metrics["per_class"][label]["recall"] == pytest.approx(recall[i])
+    wrong = test_predictions[truth != predicted]
+    assert sorted(e["path"] for e in metrics["errors"]) == sorted(wrong["path"])
+
+
+def test_classifier_learns_the_fruits(metrics):
+    """8 training images per class already separate 22 real classes well."""
+    assert metrics["accuracy"] >= 0.9
+    tuning = metrics["classifier"]
+    assert tuning["reg_param"] in [float(value) for value in tuning["validation_accuracy"]]
+    assert tuning["validation_accuracy"][str(tuning["reg_param"])] == max(
+        tuning["validation_accuracy"].values()
+    )
+
+
+def test_classifier_predicts_labels_and_probabilities(spark, pipeline_run):
+    classifier = PipelineModel.load(str(pipeline_run.data_root / "06_models" / "fruit_classifier"))
+    assert classifier.stages[-1].getLabels() == sorted(PIPELINE_CLASSES)
+    pca_features = spark.read.parquet(
+        str(pipeline_run.data_root / "05_model_input" / "pca_features.parquet")
+    )
+    row = classifier.transform(to_pca_vectors(pca_features.limit(1))).first()
+    assert row.probability.toArray().sum() == pytest.approx(1.0)
+    assert row.predicted_label == classifier.stages[-1].getLabels()[int(row.prediction)]
+
+
+def test_missing_splits_are_named(spark):
+    rows = [(f"{label}{i}", label, None, [float(i), float(label == "Kiwi")])
+            for i in range(10) for label in ("Kiwi", "Lemon")]  # fmt: skip
+    frame = spark.createDataFrame(
+        rows, "path string, label string, split string, pca_features array<float>"
+    )
+    with pytest.raises(ValueError, match="No image in split 'Training'"):
+        train_classifier(frame, "Training", [0.01], 0.0, 10, 0.8, 1)
+    labelled = frame.selectExpr("path", "label", "'Training' AS split", "pca_features")
+    classifier, tuning = train_classifier(labelled, "Training", [0.01], 0.0, 10, 0.7, 1)
+    with pytest.raises(ValueError, match="No image in split 'Test'"):
+        evaluate_classifier(labelled, classifier, tuning, "Test")
