@@ -4,22 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # Headless: plots are files, never windows.
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from pyspark import SparkContext  # noqa: E402
-from pyspark.ml import PipelineModel  # noqa: E402
-from pyspark.ml.common import _py2java  # noqa: E402
-from pyspark.ml.feature import PCAModel, StandardScaler  # noqa: E402
-from pyspark.ml.functions import array_to_vector, vector_to_array  # noqa: E402
-from pyspark.ml.linalg import DenseMatrix, DenseVector  # noqa: E402
-from pyspark.ml.stat import Correlation, Summarizer  # noqa: E402
-from pyspark.sql import DataFrame  # noqa: E402
-from pyspark.sql import functions as F  # noqa: E402
+import numpy as np
+from matplotlib.figure import Figure
+from pyspark import SparkContext
+from pyspark.ml import PipelineModel
+from pyspark.ml.common import _py2java
+from pyspark.ml.feature import PCAModel, StandardScaler
+from pyspark.ml.functions import array_to_vector, vector_to_array
+from pyspark.ml.linalg import DenseMatrix, DenseVector
+from pyspark.ml.stat import Correlation, Summarizer
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
 # Column names of the PCA model's input and output, for users applying it to new images.
 FEATURE_VECTOR = "feature_vector"
@@ -172,7 +167,8 @@ def plot_explained_variance(explained_variance: dict[str, Any]) -> Figure:
     shown = min(len(ratios), max(2 * k, 50))
     components = np.arange(1, shown + 1)
 
-    figure, per_component_axis = plt.subplots(figsize=(9, 5))
+    figure = Figure(figsize=(9, 5))
+    per_component_axis = figure.subplots()
     per_component_axis.bar(components, ratios[:shown], color="tab:blue", alpha=0.6)
     per_component_axis.set_xlabel("principal component")
     per_component_axis.set_ylabel("explained variance ratio", color="tab:blue")
