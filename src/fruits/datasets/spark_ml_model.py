@@ -8,6 +8,8 @@ from typing import Any
 from kedro.io import AbstractDataset
 from pyspark.ml import PipelineModel
 
+from fruits.spark_ml_local import LocalPipelineModel
+
 
 class SparkMLModelDataset(AbstractDataset[PipelineModel, PipelineModel]):
     """A ``pyspark.ml.PipelineModel`` stored as a directory (local, HDFS or S3).
@@ -29,6 +31,10 @@ class SparkMLModelDataset(AbstractDataset[PipelineModel, PipelineModel]):
     def save(self, data: PipelineModel) -> None:
         """Write the fitted pipeline model, replacing any previous one."""
         data.write().overwrite().save(self._filepath)
+
+    def load_without_spark(self) -> LocalPipelineModel:
+        """The same model applied with NumPy, no JVM: for a handful of predictions."""
+        return LocalPipelineModel(self._filepath)
 
     def _describe(self) -> dict[str, Any]:
         return {"filepath": self._filepath}

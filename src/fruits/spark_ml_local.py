@@ -1,0 +1,142 @@
+"""Apply saved Spark ML pipeline models with NumPy, without starting Spark.
+
+Spark ML saves a model as JSON metadata plus a Parquet file of its fitted arrays.
+For the few stages this project saves (StandardScaler, PCA, logistic regression,
+IndexToString), reading those files and doing the arithmetic in NumPy gives the same
+numbers as ``PipelineModel.transform`` (tested), in milliseconds, where starting a
+JVM takes seconds: what one photo in ``fruits-predict`` needs.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import fsspec
+import numpy as np
+import pyarrow.parquet as pq
+
+# Spark ML's vector and matrix encodings: type 0 = sparse, 1 = dense.
+_SPARSE, _DENSE = 0, 1
+
+
+def _vector(encoded: dict[str, Any]) -> np.ndarray:
+    if encoded["type"] == _DENSE:
+        return np.asarray(encoded["values"], dtype=np.float64)
+    vector = np.zeros(encoded["size"], dtype=np.float64)
+    vector[np.asarray(encoded["indices"], dtype=np.int64)] = encoded["values"]
+    return vector
+
+
+def _matrix(encoded: dict[str, Any]) -> np.ndarray:
+    rows, cols, values = encoded["numRows"], encoded["numCols"], encoded["values"]
+    transposed = encoded["isTransposed"]
+    if encoded["type"] == _DENSE:
+        # Column-major, or row-major when transposed.
+        order = "C" if transposed else "F"
+        return np.asarray(values, dtype=np.float64).reshape((rows, cols), order=order)
+    # Compressed sparse columns (compressed rows when transposed).
+    matrix = np.zeros((rows, cols), dtype=np.float64)
+    pointers, indices = encoded["colPtrs"], encoded["rowIndices"]
+    for major in range(len(pointers) - 1):
+        for position in range(pointers[major], pointers[major + 1]):
+            if transposed:
+                matrix[major, indices[position]] = values[position]
+            else:
+                matrix[indices[position], major] = values[position]
+    return matrix
+
+
+@dataclass
+class LocalStage:
+    """One fitted stage: its Spark class name, parameters and fitted arrays."""
+
+    spark_class: str
+    params: dict[str, Any]
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        return self.spark_class.rsplit(".", 1)[-1]
+
+
+class LocalPipelineModel:
+    """A saved ``pyspark.ml.PipelineModel`` applied with NumPy.
+
+    Args:
+        path: The model's directory (local path or fsspec URI such as ``s3://``).
+        storage_options: Passed to fsspec for remote paths.
+    """
+
+    SUPPORTED = ("StandardScalerModel", "PCAModel", "LogisticRegressionModel", "IndexToString")
+
+    def __init__(self, path: str, storage_options: dict[str, Any] | None = None) -> None:
+        self._fs, self._root = fsspec.core.url_to_fs(path, **(storage_options or {}))
+        metadata = self._metadata(self._root)
+        stage_dirs = {
+            d.rsplit("/", 1)[-1]: d for d in self._fs.ls(f"{self._root}/stages", detail=False)
+        }
+        self.stages = []
+        for index, uid in enumerate(metadata["paramMap"]["stageUids"]):
+            stage_dir = stage_dirs[f"{index}_{uid}"]
+            stage_metadata = self._metadata(stage_dir)
+            stage = LocalStage(stage_metadata["class"], {
+                **stage_metadata.get("defaultParamMap", {}), **stage_metadata["paramMap"]
+            })  # fmt: skip
+            if stage.kind not in self.SUPPORTED:
+                raise ValueError(f"{path}: stage {stage.kind} cannot be applied without Spark.")
+            if self._fs.exists(f"{stage_dir}/data"):
+                table = pq.read_table(f"{stage_dir}/data", filesystem=self._fs)
+                stage.data = table.to_pylist()[0]
+            self.stages.append(stage)
+
+    def _metadata(self, directory: str) -> dict[str, Any]:
+        with self._fs.open(f"{directory}/metadata/part-00000", "r") as handle:
+            return json.loads(handle.readline())
+
+    def transform(self, vectors: np.ndarray) -> dict[str, Any]:
+        """Apply every stage to a batch of row vectors.
+
+        Returns:
+            The columns the stages produce: ``vector`` (the last numeric output) and,
+            for a classifier, ``probability``, ``prediction`` and ``labels`` (class
+            names in the probability vector's order).
+        """
+        output: dict[str, Any] = {"vector": np.asarray(vectors, dtype=np.float64)}
+        for stage in self.stages:
+            apply = getattr(self, f"_apply_{stage.kind}")
+            apply(stage, output)
+        return output
+
+    @staticmethod
+    def _apply_StandardScalerModel(stage: LocalStage, output: dict[str, Any]) -> None:  # noqa: N802
+        x = output["vector"]
+        if stage.params.get("withMean", False):
+            x = x - _vector(stage.data["mean"])
+        if stage.params.get("withStd", True):
+            std = _vector(stage.data["std"])
+            x = x * np.divide(1.0, std, out=np.zeros_like(std), where=std != 0)
+        output["vector"] = x
+
+    @staticmethod
+    def _apply_PCAModel(stage: LocalStage, output: dict[str, Any]) -> None:  # noqa: N802
+        output["vector"] = output["vector"] @ _matrix(stage.data["pc"])
+
+    @staticmethod
+    def _apply_LogisticRegressionModel(stage: LocalStage, output: dict[str, Any]) -> None:  # noqa: N802
+        coefficients = _matrix(stage.data["coefficientMatrix"])
+        margins = output["vector"] @ coefficients.T + _vector(stage.data["interceptVector"])
+        if stage.data["isMultinomial"]:
+            shifted = np.exp(margins - margins.max(axis=1, keepdims=True))
+            probability = shifted / shifted.sum(axis=1, keepdims=True)
+        else:
+            positive = 1.0 / (1.0 + np.exp(-margins[:, 0]))
+            probability = np.column_stack([1.0 - positive, positive])
+        output["probability"] = probability
+        output["prediction"] = probability.argmax(axis=1)
+
+    @staticmethod
+    def _apply_IndexToString(stage: LocalStage, output: dict[str, Any]) -> None:  # noqa: N802
+        output["labels"] = list(stage.params["labels"])
+        output["predicted_label"] = [output["labels"][i] for i in output["prediction"]]
