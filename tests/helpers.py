@@ -1,9 +1,11 @@
 """Small helpers shared by the tests."""
 
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 
-def local_path(spark_uri: str) -> Path:
-    """The local file behind a Spark file URI such as ``file:/a/Apple%20Braeburn/1.jpg``."""
-    return Path(unquote(urlparse(spark_uri).path))
+def local_path(spark_path: str) -> Path:
+    """The local file behind a Spark ``path`` such as ``file:/a/Apple Braeburn/1.jpg``.
+
+    Spark's ``path`` column is a Hadoop path, not a URI: nothing is percent-encoded.
+    """
+    return Path(spark_path.removeprefix("file://").removeprefix("file:"))

@@ -88,3 +88,30 @@ def test_split_folders_are_a_parameter(spark, raw_images_dataset):
     rows = build_image_table(raw_images_dataset.load(), ["Unsorted"]).collect()
     assert {row.label: row.split for row in rows}["Lemon"] == "Unsorted"
     assert {row.split for row in rows} == {"Unsorted", None}
+
+
+def test_every_file_once_whatever_its_name_empty_ones_included(spark, tmp_path):
+    """Spark's scan skips zero-byte files; its file listing does not, nor does the table."""
+    source = sorted(APPLE.iterdir())[0]
+    names = ["a b.jpg", "Pêche + plate.JPG", "x%20y.jpg", "100%.png", "hash#1.jpg", "empty.jpg"]
+    folders = ["Training/Kiwi", "Training/Pêche + plate", "Test/A%B c"]
+    for folder in folders:
+        (tmp_path / folder).mkdir(parents=True)
+        for name in names:
+            target = tmp_path / folder / name
+            target.write_bytes(b"" if name == "empty.jpg" else source.read_bytes())
+    raw = (
+        spark.read.format("binaryFile")
+        .option("recursiveFileLookup", True)
+        .option("pathGlobFilter", "*.{[jJ][pP][gG],[pP][nN][gG]}")
+        .load(str(tmp_path))
+    )
+    assert raw.count() == len(folders) * (len(names) - 1)  # what Spark alone gives
+    rows = build_image_table(raw, ["Training", "Test"]).collect()
+    found = {local_path(row.path): row for row in rows}
+    assert len(rows) == len(found) == len(folders) * len(names)
+    for folder in folders:
+        for name in names:
+            row = found[tmp_path / folder / name]
+            assert (row.label, row.split) == tuple(reversed(folder.split("/")))
+            assert row.content == (tmp_path / folder / name).read_bytes()

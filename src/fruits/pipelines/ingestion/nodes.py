@@ -5,13 +5,12 @@ from pyspark.sql import functions as F
 
 
 def _path_segment(path: Column, from_end: int) -> Column:
-    """Folder name ``from_end`` levels up a Spark file URI, URI-decoded.
+    """Folder name ``from_end`` levels up a path.
 
-    Spark reports paths as URIs (a space is ``%20``); ``url_decode`` follows form
-    encoding and would turn a literal ``+`` into a space, so ``+`` is escaped first.
+    The scan's ``path`` is a Hadoop path, not a URI: names appear as they are
+    (``Pêche + plate``, ``100% juice``), with nothing to decode.
     """
-    segment = F.element_at(F.split(path, "/"), -from_end)
-    return F.url_decode(F.regexp_replace(segment, r"\+", "%2B"))
+    return F.element_at(F.split(path, "/"), -from_end)
 
 
 def build_image_table(raw_images: DataFrame, split_folders: list[str]) -> DataFrame:
@@ -29,10 +28,32 @@ def build_image_table(raw_images: DataFrame, split_folders: list[str]) -> DataFr
     """
     label = _path_segment(F.col("path"), 2)
     split_folder = _path_segment(F.col("path"), 3)
-    return raw_images.select(
+    return _with_empty_files(raw_images).select(
         "path",
         label.alias("label"),
         F.when(split_folder.isin(split_folders), split_folder).alias("split"),
         F.sha2("content", 256).alias("content_hash"),
         "content",
     )
+
+
+def _with_empty_files(raw_images: DataFrame) -> DataFrame:
+    """``path`` and ``content`` of every listed file, zero-byte files included.
+
+    Spark's file scan skips zero-byte files, but they are inputs too (a failed upload
+    is a file to report, not to lose): the source's file listing still names them.
+    """
+    listed = raw_images.sparkSession.createDataFrame(
+        [(uri,) for uri in raw_images.inputFiles()], "uri string"
+    )
+    # The listing gives URIs (file:///a/b%20c.jpg), the scan Hadoop paths (file:/a/b c.jpg).
+    # url_decode follows form encoding (+ is a space): a URI's literal + is escaped first.
+    as_path = F.url_decode(
+        F.regexp_replace(F.regexp_replace("uri", r"^file:///", "file:/"), r"\+", "%2B")
+    )
+    empty_files = (
+        listed.select(as_path.alias("path"))
+        .join(raw_images.select("path"), "path", "left_anti")
+        .withColumn("content", F.lit(bytearray()).cast("binary"))
+    )
+    return raw_images.select("path", "content").unionByName(empty_files)
