@@ -70,6 +70,7 @@ def embed_photos(photos: list[Path], weights: list[np.ndarray], input_size: int)
     """The pipeline's preprocessing and backbone, on the photos (Keras runtime: no conversion)."""
     from fruits.pipelines.featurization.backbone import (  # noqa: PLC0415
         PortableBackbone,
+        UnreadableImageError,
         load_embedder,
         preprocess_image,
     )
@@ -80,7 +81,9 @@ def embed_photos(photos: list[Path], weights: list[np.ndarray], input_size: int)
             batch.append(preprocess_image(photo.read_bytes(), input_size))
         except FileNotFoundError as error:
             raise PredictionError(f"{photo}: no such file.") from error
-        except OSError as error:  # PIL's UnidentifiedImageError is an OSError
+        except IsADirectoryError as error:
+            raise PredictionError(f"{photo}: a folder, not an image file.") from error
+        except UnreadableImageError as error:
             raise PredictionError(f"{photo}: not a readable image ({error}).") from error
     embed = load_embedder(
         PortableBackbone("keras", input_size, weights), threads=os.cpu_count() or 1

@@ -16,19 +16,28 @@ network once per process, embed in batches.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from fruits.errors import FruitsInputError
 
 if TYPE_CHECKING:
     import keras
 
 FEATURE_DIM = 1280
+BACKBONES = ("mobilenet_v2",)
 RUNTIMES = ("tflite", "keras")
+# The input sides MobileNetV2's ImageNet weights were trained at.
+INPUT_SIZES = (96, 128, 160, 192, 224)
+# Bump when decode_image or preprocess_image change what features an image gets:
+# features cached under another version are recomputed.
+PREPROCESSING_VERSION = 2
 
 # A function from a batch of preprocessed images (n, size, size, 3) to features (n, 1280).
 Embedder = Callable[[np.ndarray], np.ndarray]
@@ -46,23 +55,85 @@ class PortableBackbone:
         runtime: ``tflite`` or ``keras``.
         input_size: Square input side in pixels.
         payload: The TFLite flatbuffer (weights included) or the Keras weight arrays.
+        fingerprint: Identifies what features this backbone gives an image (weights,
+            input size, runtime, preprocessing): cached features are reused only
+            under the same fingerprint.
     """
 
     runtime: str
     input_size: int
     payload: bytes | list[np.ndarray]
+    fingerprint: str = ""
+
+
+class UnreadableImageError(ValueError):
+    """Bytes that do not decode to an image; the message is the reason kept for the user."""
+
+
+# Fruits-360 backgrounds are white: transparent pixels become white, not black.
+_BACKGROUND = (255, 255, 255)
+# Refuse to decode more pixels than this (PIL's decompression-bomb guard raises beyond it).
+MAX_IMAGE_PIXELS = 100_000_000
+
+
+def decode_image(content: bytes, input_size: int) -> Image.Image:
+    """Decode encoded image bytes into an upright 8-bit RGB image.
+
+    - JPEGs much larger than ``input_size`` are decoded at a reduced scale (1/2..1/8,
+      never below ``input_size``), so a 6000x4000 phone photo costs a 750x500 decode.
+    - The EXIF orientation tag is applied.
+    - Grayscale, palette, CMYK and 16-bit images become RGB; transparent pixels
+      (RGBA, LA, palette transparency) are composited on white.
+
+    Raises:
+        UnreadableImageError: Empty, truncated, corrupt, oversized or not an image.
+    """
+    if not content:
+        raise UnreadableImageError("empty file")
+    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+    try:
+        with Image.open(io.BytesIO(content)) as image:
+            image.draft("RGB", (input_size, input_size))
+            return _to_rgb(ImageOps.exif_transpose(image))
+    except UnidentifiedImageError as error:
+        raise UnreadableImageError(
+            "not an image in a supported format (JPEG, PNG, WebP, BMP, GIF, TIFF)"
+        ) from error
+    except Image.DecompressionBombError as error:
+        raise UnreadableImageError(f"image too large ({error})") from error
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
+        raise UnreadableImageError(f"corrupt or truncated image ({error})") from error
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    if image.mode == "RGB":
+        return image
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        # 16-bit (or wider) grayscale: scale to 8 bits instead of clipping at 255.
+        pixels = np.asarray(image, dtype=np.float64)
+        if image.mode.startswith("I;16") or pixels.max(initial=0) > 255:  # noqa: PLR2004
+            pixels = pixels / 257.0
+        return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "L").convert("RGB")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (*_BACKGROUND, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
 
 
 def preprocess_image(content: bytes, input_size: int) -> np.ndarray:
     """Decode encoded image bytes into a MobileNetV2 input array of shape (size, size, 3).
 
-    Same steps as ``keras.utils.load_img(..., interpolation="bilinear")`` followed by
-    ``mobilenet_v2.preprocess_input``: RGB conversion, bilinear resize, scale to [-1, 1].
+    ``decode_image``, then the steps of ``keras.utils.load_img(...,
+    interpolation="bilinear")`` and ``mobilenet_v2.preprocess_input``: bilinear resize,
+    scale to [-1, 1]. Equal to Keras's for ordinary RGB images (tested).
+
+    Raises:
+        UnreadableImageError: The bytes are not a usable image.
     """
-    with Image.open(io.BytesIO(content)) as image:
-        rgb = image.convert("RGB") if image.mode != "RGB" else image
-        resized = rgb.resize((input_size, input_size), Image.Resampling.BILINEAR)
-        pixels = np.asarray(resized, dtype=np.float32)
+    rgb = decode_image(content, input_size)
+    resized = rgb.resize((input_size, input_size), Image.Resampling.BILINEAR)
+    pixels = np.asarray(resized, dtype=np.float32)
     return pixels / 127.5 - 1.0
 
 
@@ -84,25 +155,43 @@ def build_backbone(weights: list[np.ndarray], input_size: int) -> keras.Model:
     return model
 
 
+def check_backbone_settings(backbone: str, input_size: int, runtime: str) -> None:
+    """Refuse an unknown backbone, runtime or input size with an actionable message."""
+    if backbone not in BACKBONES:
+        raise FruitsInputError(
+            f"Unknown featurization.backbone {backbone!r}: use one of {', '.join(BACKBONES)}."
+        )
+    if runtime not in RUNTIMES:
+        raise FruitsInputError(
+            f"Unknown featurization.runtime {runtime!r}: use one of {', '.join(RUNTIMES)}."
+        )
+    if isinstance(input_size, bool) or input_size not in INPUT_SIZES:
+        raise FruitsInputError(
+            f"Invalid featurization.input_size {input_size!r}: use one of "
+            f"{', '.join(map(str, INPUT_SIZES))} (the sizes MobileNetV2 was trained at)."
+        )
+
+
+def backbone_fingerprint(weights: list[np.ndarray], input_size: int, runtime: str) -> str:
+    """A short digest of everything that decides an image's features."""
+    digest = hashlib.sha256(f"{runtime}/{input_size}/{PREPROCESSING_VERSION}".encode())
+    for array in weights:
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()[:16]
+
+
 def export_backbone(weights: list[np.ndarray], input_size: int, runtime: str) -> PortableBackbone:
     """Prepare the backbone for broadcasting: a TFLite flatbuffer or the raw weights.
 
     Raises:
-        ValueError: For an unknown runtime or an input size outside 32..1024.
+        FruitsInputError: For an unknown runtime or an unsupported input size.
     """
-    if runtime not in RUNTIMES:
-        raise ValueError(
-            f"Unknown featurization runtime {runtime!r}: set featurization.runtime to one of "
-            f"{', '.join(RUNTIMES)}."
-        )
-    if not isinstance(input_size, int) or not 32 <= input_size <= 1024:  # noqa: PLR2004
-        raise ValueError(
-            f"Invalid featurization.input_size {input_size!r}: use an integer between 32 and "
-            "1024 (MobileNetV2 was trained at 96..224)."
-        )
+    check_backbone_settings("mobilenet_v2", input_size, runtime)
+    fingerprint = backbone_fingerprint(weights, input_size, runtime)
     if runtime == "keras":
-        return PortableBackbone(runtime, input_size, weights)
-    return PortableBackbone(runtime, input_size, _to_tflite(build_backbone(weights, input_size)))
+        return PortableBackbone(runtime, input_size, weights, fingerprint)
+    flatbuffer = _to_tflite(build_backbone(weights, input_size))
+    return PortableBackbone(runtime, input_size, flatbuffer, fingerprint)
 
 
 def _to_tflite(model: keras.Model) -> bytes:
@@ -182,13 +271,33 @@ def _limit_tensorflow_threads(threads: int) -> None:
 
 def embed_images(
     contents: Iterable[bytes], embedder: Embedder, input_size: int, batch_size: int
-) -> Iterator[np.ndarray]:
-    """Yield one float32 feature vector per encoded image, running the model in batches."""
-    batch: list[np.ndarray] = []
+) -> Iterator[tuple[np.ndarray | None, str | None]]:
+    """Yield ``(features, None)`` or ``(None, reason)`` per encoded image, in order.
+
+    The model runs on batches of up to ``batch_size`` decodable images; an image that
+    does not decode gets its reason and never stops the others.
+    """
+    chunk: list[bytes] = []
     for content in contents:
-        batch.append(preprocess_image(content, input_size))
-        if len(batch) == batch_size:
-            yield from embedder(np.stack(batch))
-            batch = []
-    if batch:
-        yield from embedder(np.stack(batch))
+        chunk.append(content)
+        if len(chunk) == batch_size:
+            yield from _embed_chunk(chunk, embedder, input_size)
+            chunk = []
+    if chunk:
+        yield from _embed_chunk(chunk, embedder, input_size)
+
+
+def _embed_chunk(
+    chunk: list[bytes], embedder: Embedder, input_size: int
+) -> Iterator[tuple[np.ndarray | None, str | None]]:
+    inputs: list[np.ndarray] = []
+    reasons: list[str | None] = []
+    for content in chunk:
+        try:
+            inputs.append(preprocess_image(content, input_size))
+            reasons.append(None)
+        except UnreadableImageError as error:
+            reasons.append(str(error))
+    features = iter(embedder(np.stack(inputs)) if inputs else ())
+    for reason in reasons:
+        yield (None, reason) if reason else (next(features), None)
