@@ -55,12 +55,12 @@ def copy_project(target: Path) -> Path:
     return target
 
 
-def run_project(env: str = "local", **runtime_params) -> None:
-    """Run the default pipeline through a Kedro session, as `kedro run` does."""
+def run_project(env: str = "local", pipelines: list[str] | None = None, **runtime_params) -> None:
+    """Run the default pipeline (or ``pipelines``) through a Kedro session, as `kedro run` does."""
     from kedro.framework.session import KedroSession  # noqa: PLC0415
 
     with KedroSession.create(project_path=REPO, env=env, runtime_params=runtime_params) as session:
-        session.run()
+        session.run(pipeline_names=pipelines)
 
 
 @pytest.fixture(scope="session", autouse=True)

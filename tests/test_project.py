@@ -15,6 +15,8 @@ KEDRO = str(Path(sys.executable).with_name("kedro"))
 PIPELINES = ["ingestion", "featurization", "reduction", "classification", "reporting"]
 DATASETS = [
     "raw_images", "images", "backbone_weights", "backbone", "image_features",
+    "previous_image_feature_store", "image_feature_store", "rejected_images",
+    "featurization_report",
     "pca_model", "pca_features", "explained_variance", "scree_plot",
     "fruit_classifier", "classification_metrics",
     "sample_images_plot", "pca_scatter_plot", "confusion_matrix_plot",

@@ -10,6 +10,7 @@ from kedro.io import DatasetError
 from PIL import Image
 
 from fruits.datasets import BackboneWeightsDataset
+from fruits.errors import FruitsInputError
 from fruits.pipelines.featurization import backbone
 from fruits.pipelines.featurization.nodes import featurize_images, prepare_backbone
 from fruits.pipelines.ingestion.nodes import build_image_table
@@ -140,12 +141,17 @@ def test_tflite_backbone_holds_the_weights(weights, tflite_backbone):
 
 
 @pytest.mark.parametrize(
-    ("runtime", "size", "message"),
-    [("onnx", 224, "Unknown featurization runtime 'onnx'"), ("tflite", 8, "input_size 8")],
+    ("name", "runtime", "size", "message"),
+    [
+        ("mobilenet_v2", "onnx", 224, "Unknown featurization.runtime 'onnx'"),
+        ("mobilenet_v2", "tflite", 8, "input_size 8: use one of 96, 128, 160, 192, 224"),
+        ("mobilenet_v2", "tflite", 200, "input_size 200"),
+        ("resnet50", "tflite", 224, "Unknown featurization.backbone 'resnet50'"),
+    ],
 )
-def test_export_refuses_bad_settings(weights, runtime, size, message):
-    with pytest.raises(ValueError, match=message):
-        backbone.export_backbone(weights, size, runtime)
+def test_prepare_backbone_refuses_bad_settings(weights, name, runtime, size, message):
+    with pytest.raises(FruitsInputError, match=message):
+        prepare_backbone(weights, name, size, runtime)
 
 
 @pytest.mark.parametrize("runtime", ["tflite", "keras"])
@@ -158,16 +164,16 @@ def test_featurize_images_node_matches_keras(
     raw = spark.read.format("binaryFile").option("recursiveFileLookup", True).load(str(tmp_path))
     images = build_image_table(raw, ["Training", "Test"])
 
+    prepared = prepare_backbone(weights, "mobilenet_v2", 224, runtime)
     features = featurize_images(
-        images,
-        prepare_backbone(weights, 224, runtime),
-        batch_size=4,
-        images_per_partition=2,
-        threads_per_worker=1,
+        images, prepared, batch_size=4, images_per_partition=2, threads_per_worker=1
     )
-    assert features.columns == ["path", "label", "split", "features"]
+    assert features.columns == ["content_hash", "backbone", "features", "rejection"]
     assert features.rdd.getNumPartitions() == 3  # 6 images / 2 per partition
-    rows = sorted(features.collect(), key=lambda row: row.path)
+    by_hash = {row.content_hash: row for row in features.collect()}
+    rows = sorted(images.select("path", "content_hash").collect(), key=lambda row: row.path)
     reference = keras_reference_features(keras_reference_model, [local_path(r.path) for r in rows])
-    assert np.abs(np.array([row.features for row in rows]) - reference).max() <= 1e-4
-    assert {(row.label, row.split) for row in rows} == {("Banana", "Test"), ("Strawberry", "Test")}
+    ours = np.array([by_hash[row.content_hash].features for row in rows])
+    assert np.abs(ours - reference).max() <= 1e-4
+    assert {row.backbone for row in by_hash.values()} == {prepared.fingerprint}
+    assert {row.rejection for row in by_hash.values()} == {None}

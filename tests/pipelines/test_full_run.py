@@ -58,7 +58,7 @@ def test_labels_splits_and_hashes_come_from_the_files(images):
 
 
 def test_features_are_1280_finite_floats_with_labels(images, image_features):
-    assert list(image_features.columns) == ["path", "label", "split", "features"]
+    assert list(image_features.columns) == ["path", "label", "split", "content_hash", "features"]
     matrix = feature_matrix(image_features)
     assert matrix.shape == (len(images), 1280)
     assert np.isfinite(matrix).all()

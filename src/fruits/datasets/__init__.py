@@ -1,6 +1,13 @@
-"""Datasets for the two kinds of I/O that kedro-datasets does not cover."""
+"""Datasets for the kinds of I/O that kedro-datasets does not cover."""
 
 from fruits.datasets.backbone_weights import BackboneWeightsDataset
+from fruits.datasets.previous_output import PreviousOutputDataset
 from fruits.datasets.spark_ml_model import SparkMLModelDataset
+from fruits.datasets.spark_snapshot import SparkSnapshotDataset
 
-__all__ = ["BackboneWeightsDataset", "SparkMLModelDataset"]
+__all__ = [
+    "BackboneWeightsDataset",
+    "PreviousOutputDataset",
+    "SparkMLModelDataset",
+    "SparkSnapshotDataset",
+]

@@ -1,28 +1,50 @@
-"""Nodes of the featurization pipeline."""
+"""Nodes of the featurization pipeline.
+
+Features are cached by content hash in ``image_feature_store``: the CNN runs only on
+image contents it has not seen under the same backbone (see ``update_feature_store``).
+"""
 
 from __future__ import annotations
 
+import logging
 import math
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.functions import pandas_udf
-from pyspark.sql.types import ArrayType, FloatType
+from pyspark.sql.types import ArrayType, FloatType, StringType, StructField, StructType
 
 from fruits.pipelines.featurization.backbone import (
     PortableBackbone,
     cached_embedder,
+    check_backbone_settings,
     embed_images,
     export_backbone,
 )
 
+logger = logging.getLogger(__name__)
+
+# One row per distinct image content: its features, or why it has none.
+FEATURE_STORE_SCHEMA = StructType(
+    [
+        StructField("content_hash", StringType()),
+        StructField("backbone", StringType()),
+        StructField("features", ArrayType(FloatType())),
+        StructField("rejection", StringType()),
+    ]
+)
+_EMBEDDING = StructType(
+    [StructField("features", ArrayType(FloatType())), StructField("rejection", StringType())]
+)
+
 
 def prepare_backbone(
-    backbone_weights: list[np.ndarray], input_size: int, runtime: str
+    backbone_weights: list[np.ndarray], backbone: str, input_size: int, runtime: str
 ) -> PortableBackbone:
     """Turn the weights into what the workers run: a TFLite model or Keras weights.
 
@@ -30,9 +52,11 @@ def prepare_backbone(
 
     Args:
         backbone_weights: MobileNetV2 no-top weight arrays.
-        input_size: Square model input side in pixels (96..224 are MobileNetV2's sizes).
+        backbone: The network (``mobilenet_v2``).
+        input_size: Square model input side in pixels (96, 128, 160, 192 or 224).
         runtime: ``tflite`` (fast path) or ``keras`` (reference).
     """
+    check_backbone_settings(backbone, input_size, runtime)
     return export_backbone(backbone_weights, input_size, runtime)
 
 
@@ -42,37 +66,177 @@ def featurize_images(
     batch_size: int,
     images_per_partition: int,
     threads_per_worker: int,
+    image_count: int | None = None,
 ) -> DataFrame:
-    """Compute the 1280-d MobileNetV2 feature vector of every image, in Spark.
+    """Run the CNN in Spark on every row of ``images``; a bad image never stops the others.
 
     The backbone is broadcast once from the driver; each Python worker builds its
     interpreter or model on first use and reuses it for all its tasks.
 
     Args:
-        images: The ``images`` table (``path``, ``label``, ``split``, ``content``).
+        images: Rows with ``content_hash`` and ``content`` (encoded image bytes).
         backbone: The exported backbone (weights included).
         batch_size: Images per model call inside a worker.
         images_per_partition: Target Spark partition size; there are always at least
             as many partitions as cores so every core works.
         threads_per_worker: Inference threads per Python worker.
+        image_count: The number of rows, when the caller knows it (saves a Spark job).
 
     Returns:
-        ``path``, ``label``, ``split`` and ``features`` (array of 1280 floats).
+        ``content_hash``, ``backbone`` (its fingerprint), ``features`` (1280 floats,
+        null when the image does not decode) and ``rejection`` (why, else null).
     """
     spark_context = images.sparkSession.sparkContext
     broadcast_backbone = spark_context.broadcast(backbone)
     token = uuid.uuid4().hex
     input_size = backbone.input_size
 
-    @pandas_udf(ArrayType(FloatType()))
-    def mobilenet_v2_features(contents: Iterator[pd.Series]) -> Iterator[pd.Series]:
+    @pandas_udf(_EMBEDDING)
+    def mobilenet_v2_features(contents: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
         embedder = cached_embedder(token, lambda: broadcast_backbone.value, threads_per_worker)
         for batch in contents:
-            yield pd.Series(list(embed_images(batch, embedder, input_size, batch_size)))
+            results = list(embed_images(batch, embedder, input_size, batch_size))
+            yield pd.DataFrame(
+                {
+                    "features": [features for features, _ in results],
+                    "rejection": [rejection for _, rejection in results],
+                }
+            )
 
-    partitions = max(
-        spark_context.defaultParallelism, math.ceil(images.count() / images_per_partition)
+    count = images.count() if image_count is None else image_count
+    partitions = max(spark_context.defaultParallelism, math.ceil(count / images_per_partition))
+    embedded = images.repartition(partitions).select(
+        "content_hash", mobilenet_v2_features(F.col("content")).alias("embedding")
     )
-    return images.repartition(partitions).select(
-        "path", "label", "split", mobilenet_v2_features(F.col("content")).alias("features")
+    return embedded.select(
+        "content_hash",
+        F.lit(backbone.fingerprint).alias("backbone"),
+        "embedding.features",
+        "embedding.rejection",
     )
+
+
+def update_feature_store(
+    images: DataFrame,
+    previous_image_feature_store: DataFrame | None,
+    backbone: PortableBackbone,
+    batch_size: int,
+    images_per_partition: int,
+    threads_per_worker: int,
+) -> tuple[DataFrame, dict[str, int]]:
+    """The feature store for the current images, running the CNN on new contents only.
+
+    Contents are identified by SHA-256: the same bytes under two paths are embedded
+    once, and an image's features are reused while the backbone's fingerprint
+    (weights, input size, runtime, preprocessing) is unchanged. Contents no longer
+    among the images are dropped, so the store holds exactly the current contents.
+
+    Returns:
+        The new store (saved as a new snapshot) and what changed: ``new`` (contents
+        the CNN ran on), ``reused``, ``removed`` (gone from the raw images) and
+        ``invalidated`` (cached under another backbone).
+    """
+    spark = images.sparkSession
+    previous = previous_image_feature_store
+    if previous is None:
+        previous = spark.createDataFrame([], FEATURE_STORE_SCHEMA)
+    current_backbone = previous.where(F.col("backbone") == backbone.fingerprint)
+    reused = current_backbone.join(
+        images.select("content_hash").distinct(), "content_hash", "left_semi"
+    )
+    new_contents = (
+        images.select("content_hash", "content")
+        .join(reused.select("content_hash"), "content_hash", "left_anti")
+        .dropDuplicates(["content_hash"])
+    )
+    changes = {
+        "new": new_contents.count(),
+        "reused": reused.count(),
+    }
+    changes["removed"] = current_backbone.count() - changes["reused"]
+    changes["invalidated"] = previous.count() - current_backbone.count()
+    logger.info(
+        "Feature store: CNN on %d new image contents, %d reused, %d removed, %d invalidated.",
+        changes["new"], changes["reused"], changes["removed"], changes["invalidated"],
+    )  # fmt: skip
+    if changes["new"] == 0:
+        return reused, changes
+    computed = featurize_images(
+        new_contents,
+        backbone,
+        batch_size,
+        images_per_partition,
+        threads_per_worker,
+        image_count=changes["new"],
+    )
+    return reused.unionByName(computed), changes
+
+
+def publish_features(
+    images: DataFrame, image_feature_store: DataFrame, backbone: PortableBackbone
+) -> tuple[DataFrame, DataFrame]:
+    """One row per image file: its features, or its path in the rejected table.
+
+    Every file of ``images`` lands in exactly one of the two outputs.
+
+    Returns:
+        ``image_features`` (``path``, ``label``, ``split``, ``content_hash``,
+        ``features``) and ``rejected_images`` (``path``, ``label``, ``split``,
+        ``content_hash``, ``reason``).
+    """
+    store = image_feature_store.where(F.col("backbone") == backbone.fingerprint).select(
+        "content_hash", "features", "rejection"
+    )
+    per_file = images.select("path", "label", "split", "content_hash").join(
+        store, "content_hash", "left"
+    )
+    image_features = per_file.where(F.col("features").isNotNull()).select(
+        "path", "label", "split", "content_hash", "features"
+    )
+    rejected_images = per_file.where(F.col("features").isNull()).select(
+        "path",
+        "label",
+        "split",
+        "content_hash",
+        # Not in the store at all cannot happen; if it ever did, the file is still counted.
+        F.coalesce("rejection", F.lit("not featurized")).alias("reason"),
+    )
+    return image_features, rejected_images
+
+
+def summarize_featurization(
+    images: DataFrame,
+    image_features: DataFrame,
+    rejected_images: DataFrame,
+    feature_store_changes: dict[str, int],
+) -> dict[str, Any]:
+    """What this run did: files accepted and rejected, contents new, reused and removed.
+
+    Raises:
+        RuntimeError: If accepted + rejected differs from the number of image files
+            (an internal error: no file may be lost or counted twice).
+    """
+    files, accepted, rejected = images.count(), image_features.count(), rejected_images.count()
+    if accepted + rejected != files:
+        raise RuntimeError(
+            f"{files} image files but {accepted} accepted + {rejected} rejected: please report."
+        )
+    reasons = {
+        row["reason"]: row["count"]
+        for row in rejected_images.groupBy("reason").count().orderBy(F.desc("count")).take(20)
+    }
+    report = {
+        "image_files": files,
+        "accepted": accepted,
+        "rejected": rejected,
+        "distinct_contents": feature_store_changes["new"] + feature_store_changes["reused"],
+        **{f"contents_{key}": value for key, value in feature_store_changes.items()},
+        "rejection_reasons": reasons,
+    }
+    logger.info(
+        "Featurization: %d image files, %d accepted, %d rejected; CNN ran on %d new contents, "
+        "%d reused, %d removed.",
+        files, accepted, rejected, feature_store_changes["new"],
+        feature_store_changes["reused"], feature_store_changes["removed"],
+    )  # fmt: skip
+    return report

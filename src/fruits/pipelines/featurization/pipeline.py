@@ -1,18 +1,29 @@
-"""Featurization pipeline: backbone_weights -> backbone; images + backbone -> image_features."""
+"""Featurization pipeline.
+
+backbone_weights -> backbone; images + previous_image_feature_store + backbone ->
+image_feature_store (CNN on new contents only) -> image_features, rejected_images ->
+featurization_report.
+"""
 
 from kedro.pipeline import Node, Pipeline
 
-from fruits.pipelines.featurization.nodes import featurize_images, prepare_backbone
+from fruits.pipelines.featurization.nodes import (
+    prepare_backbone,
+    publish_features,
+    summarize_featurization,
+    update_feature_store,
+)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """Export the backbone once on the driver, then embed every image with it in Spark."""
+    """Export the backbone once on the driver, embed new image contents in Spark, publish."""
     return Pipeline(
         [
             Node(
                 func=prepare_backbone,
                 inputs=[
                     "backbone_weights",
+                    "params:featurization.backbone",
                     "params:featurization.input_size",
                     "params:featurization.runtime",
                 ],
@@ -20,16 +31,29 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="prepare_backbone",
             ),
             Node(
-                func=featurize_images,
+                func=update_feature_store,
                 inputs=[
                     "images",
+                    "previous_image_feature_store",
                     "backbone",
                     "params:featurization.batch_size",
                     "params:featurization.images_per_partition",
                     "params:featurization.threads_per_worker",
                 ],
-                outputs="image_features",
-                name="featurize_images",
+                outputs=["image_feature_store", "feature_store_changes"],
+                name="update_feature_store",
+            ),
+            Node(
+                func=publish_features,
+                inputs=["images", "image_feature_store", "backbone"],
+                outputs=["image_features", "rejected_images"],
+                name="publish_features",
+            ),
+            Node(
+                func=summarize_featurization,
+                inputs=["images", "image_features", "rejected_images", "feature_store_changes"],
+                outputs="featurization_report",
+                name="summarize_featurization",
             ),
         ]
     )

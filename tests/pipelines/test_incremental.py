@@ -1,0 +1,208 @@
+"""Real runs over changing folders: bad files quarantined, new contents only, crash safety."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fruits.datasets.spark_snapshot import POINTER
+from tests import bad_images
+from tests.conftest import FRUITS_360, REPO, WEIGHTS_PARAMS, copy_real_images, run_project
+from tests.helpers import local_path
+
+FEATURES_ONLY = ["ingestion", "featurization", "reduction"]
+CLASSES = ["Apple Braeburn", "Banana", "Kiwi", "Lemon"]
+
+
+def run(raw: Path, data: Path, **params) -> dict:
+    """One run of ingestion, featurization and reduction; returns the featurization report."""
+    run_project(
+        pipelines=FEATURES_ONLY,
+        raw_images_path=str(raw),
+        data_root=str(data),
+        **WEIGHTS_PARAMS,
+        **params,
+    )
+    return json.loads((data / "08_reporting" / "featurization_report.json").read_text())
+
+
+def table(data: Path, relative: str) -> pd.DataFrame:
+    frame = pd.read_parquet(data / relative)
+    frame["file"] = [local_path(uri) for uri in frame["path"]]
+    return frame.sort_values("path").reset_index(drop=True)
+
+
+def features_by_file(data: Path) -> dict[Path, np.ndarray]:
+    frame = table(data, "04_feature/image_features.parquet")
+    return dict(zip(frame["file"], map(np.asarray, frame["features"]), strict=True))
+
+
+def snapshots(data: Path) -> list[str]:
+    return sorted(p.name for p in (data / "04_feature" / "image_feature_store").iterdir())
+
+
+def test_bad_files_are_quarantined_and_the_rest_featurized(tmp_path):
+    raw, data = tmp_path / "raw", tmp_path / "data"
+    good = copy_real_images(raw, CLASSES, {"Training": 3})
+    odd_folder = raw / "Training" / "Kiwi"
+    accepted = [make(odd_folder) for make in bad_images.ACCEPTED]
+    rejected = {make(odd_folder): reason for make, reason in bad_images.REJECTED.items()}
+    (odd_folder / "notes.txt").write_text("not an image file: not an input")
+
+    report = run(raw, data)
+
+    files = len(good) + len(accepted) + len(rejected)
+    assert (report["image_files"], report["accepted"], report["rejected"]) == (
+        files, len(good) + len(accepted), len(rejected)
+    )  # fmt: skip
+    quarantined = table(data, "02_intermediate/rejected_images.parquet")
+    assert sorted(quarantined["file"]) == sorted(rejected)
+    for file, reason in zip(quarantined["file"], quarantined["reason"], strict=True):
+        assert rejected[file] in reason
+    assert set(quarantined["label"]) == {"Kiwi"} and set(quarantined["split"]) == {"Training"}
+    features = features_by_file(data)
+    assert sorted(features) == sorted(good + accepted)
+    assert all(v.shape == (1280,) and np.isfinite(v).all() for v in features.values())
+    # Turned upright by its EXIF tag, the rotated photo looks like the original to the CNN.
+    original = odd_folder / bad_images.SOURCE.name  # copied from the same Kiwi folder
+    assert original in good
+    rotated = features[odd_folder / "rotated.jpg"]
+    cosine = (
+        rotated @ features[original] / np.linalg.norm(rotated) / np.linalg.norm(features[original])
+    )
+    assert cosine > 0.95
+    assert len(pd.read_parquet(data / "05_model_input" / "pca_features.parquet")) == len(features)
+
+
+def test_runs_only_pay_for_new_contents(tmp_path, monkeypatch):
+    raw, data = tmp_path / "raw", tmp_path / "data"
+    images = copy_real_images(raw, CLASSES, {"Training": 5})
+
+    first = run(raw, data)
+    assert (first["contents_new"], first["contents_reused"], first["image_files"]) == (20, 0, 20)
+    first_features = table(data, "04_feature/image_features.parquet")
+    first_pca = table(data, "05_model_input/pca_features.parquet")
+    first_variance = (data / "08_reporting" / "explained_variance.json").read_text()
+
+    # Unchanged input: the CNN must not run at all, and every output stays the same.
+    from fruits.pipelines.featurization import nodes  # noqa: PLC0415
+
+    def no_inference(*args, **kwargs):
+        raise AssertionError("the CNN ran on unchanged input")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(nodes, "featurize_images", no_inference)
+        again = run(raw, data)
+    assert (again["contents_new"], again["contents_reused"], again["contents_removed"]) == (
+        0, 20, 0
+    )  # fmt: skip
+    pd.testing.assert_frame_equal(table(data, "04_feature/image_features.parquet"), first_features)
+    pd.testing.assert_frame_equal(table(data, "05_model_input/pca_features.parquet"), first_pca)
+    assert (data / "08_reporting" / "explained_variance.json").read_text() == first_variance
+
+    # Two new images, and the same bytes as an existing image under a second path.
+    new = copy_real_images(raw, ["Pear"], {"Training": 2})
+    duplicate = raw / "Training" / "Kiwi" / "same bytes, other name.jpg"
+    shutil.copy2(images[0], duplicate)
+    calls = []
+    with monkeypatch.context() as patch:
+        real = nodes.featurize_images
+        patch.setattr(nodes, "featurize_images", lambda *a, **k: calls.append(a) or real(*a, **k))
+        added = run(raw, data)
+    assert calls and calls[0][0].count() == 2  # inference on exactly the 2 new contents
+    assert (added["contents_new"], added["contents_reused"], added["image_files"]) == (2, 20, 23)
+    features = features_by_file(data)
+    assert sorted(features) == sorted(images + new + [duplicate])
+    np.testing.assert_array_equal(features[duplicate], features[images[0]])
+    before = dict(zip(first_features["file"], first_features["features"], strict=True))
+    np.testing.assert_array_equal(features[images[1]], before[images[1]])  # reused as they were
+
+    # A deleted image disappears everywhere; its content leaves the store.
+    images[5].unlink()
+    removed = run(raw, data)
+    assert (removed["contents_new"], removed["contents_removed"], removed["image_files"]) == (
+        0, 1, 22
+    )  # fmt: skip
+    assert images[5] not in features_by_file(data)
+    assert images[5] not in set(table(data, "05_model_input/pca_features.parquet")["file"])
+    assert len(snapshots(data)) <= 3  # the current and previous snapshots, and the pointer
+
+
+def test_a_run_killed_during_featurization_loses_nothing(tmp_path):
+    """SIGKILL while the CNN writes the new store, then a normal run: each image once."""
+    raw, data = tmp_path / "raw", tmp_path / "data"
+    keras = {
+        "featurization.runtime": "keras",  # slower: a wider window to kill the run in
+        "featurization.images_per_partition": 4,
+        "featurization.batch_size": 4,
+    }
+    first_images = copy_real_images(raw, CLASSES, {"Training": 3})
+    run(raw, data, **keras)
+    store = data / "04_feature" / "image_feature_store"
+    before = (store / POINTER).read_text()
+    published = table(data, "04_feature/image_features.parquet")
+    more_images = copy_real_images(raw, ["Pear", "Plum", "Orange", "Mango"], {"Training": 10})
+
+    params = {"raw_images_path": raw, "data_root": data, **WEIGHTS_PARAMS, **keras}
+    command = [
+        str(Path(sys.executable).with_name("kedro")), "run", "--env", "local",
+        "--pipelines", ",".join(FEATURES_ONLY),
+        "--params", ",".join(f"{key}={value}" for key, value in params.items()),
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        command, cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"},
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 300
+        # A committed task of the new snapshot: featurization is under way, not finished.
+        while not list(store.glob("snapshot-*/_temporary/0/task_*")):
+            assert process.poll() is None, "the run ended before it could be killed"
+            assert time.monotonic() < deadline, "featurization never started"
+            time.sleep(0.05)
+        assert process.poll() is None
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+    # Nothing half-written is visible: the store and the published table are the last run's.
+    assert (store / POINTER).read_text() == before
+    assert (store / before / "_SUCCESS").is_file()
+    pd.testing.assert_frame_equal(table(data, "04_feature/image_features.parquet"), published)
+
+    report = run(raw, data, **keras)
+    assert (report["contents_new"], report["contents_reused"]) == (40, 12)
+    features = table(data, "04_feature/image_features.parquet")
+    assert sorted(features["file"]) == sorted(first_images + more_images)  # each exactly once
+    assert features["content_hash"].is_unique
+    assert len(snapshots(data)) <= 3  # the killed run's unfinished snapshot is cleaned up
+
+
+def test_same_bytes_twice_are_embedded_once(tmp_path):
+    raw, data = tmp_path / "raw", tmp_path / "data"
+    image = sorted((FRUITS_360 / "Training" / "Banana").iterdir())[0]
+    for folder in ("Training/Banana", "Training/Banana copy", "Test/Banana"):
+        (raw / folder).mkdir(parents=True)
+        shutil.copy2(image, raw / folder / image.name)
+    copy_real_images(raw, ["Apple Braeburn", "Kiwi", "Lemon"], {"Training": 2})
+    report = run(raw, data, **{"reduction.k": 2})
+    assert (report["image_files"], report["distinct_contents"], report["contents_new"]) == (
+        9, 7, 7
+    )  # fmt: skip
+    features = table(data, "04_feature/image_features.parquet")
+    placed = {
+        raw / folder / image.name
+        for folder in ("Training/Banana", "Training/Banana copy", "Test/Banana")
+    }
+    copies = features[features["file"].isin(placed)]
+    assert len(copies) == 3 and copies["content_hash"].nunique() == 1
+    assert set(copies["label"]) == {"Banana", "Banana copy"}
