@@ -1,5 +1,7 @@
 """GDPR guard: the job's data and compute stay in AWS regions inside the European Union."""
 
+from fruits.errors import FruitsInputError
+
 # AWS regions located in EU member states. London (eu-west-2) and Zurich (eu-central-2) are
 # in Europe but not in the EU, so they are refused.
 EU_REGIONS = frozenset(
@@ -15,7 +17,7 @@ EU_REGIONS = frozenset(
 DEFAULT_REGION = "eu-west-3"
 
 
-class RegionOutsideEUError(ValueError):
+class RegionOutsideEUError(FruitsInputError):
     """An AWS region outside the European Union was configured."""
 
 

@@ -2,9 +2,10 @@
 
 from kedro.config import OmegaConfigLoader
 
-from fruits.hooks import SparkHooks
+from fruits.hooks import InputChecks, NodeTimer, SparkHooks
 
-HOOKS = (SparkHooks(),)
+# Spark first: the input checks list the raw images with Spark.
+HOOKS = (SparkHooks(), InputChecks(), NodeTimer())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
@@ -13,4 +14,7 @@ CONFIG_LOADER_ARGS = {
     "config_patterns": {
         "spark": ["spark*", "spark*/**"],
     },
+    # Deep-merge parameters across base, the run environment and --params: without it,
+    # `--params=reduction.k=50` would replace the whole `reduction` dict of conf/base.
+    "merge_strategy": {"parameters": "soft"},
 }

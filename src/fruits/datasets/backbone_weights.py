@@ -11,10 +11,18 @@ import fsspec
 import numpy as np
 from kedro.io import AbstractDataset, DatasetError
 
+from fruits.errors import FruitsInputError
+
 IMAGENET = "imagenet"
 # The official Keras ImageNet MobileNetV2 (alpha 1.0, 224) no-top weights file.
 OFFICIAL_WEIGHTS_FILE = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
+# Every HDF5 file (Keras .h5 weights) starts with these bytes.
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 OFFICIAL_WEIGHTS_SHA256 = "f8aff69536bd77a692c594f559c798c19bf7f3f36668fc9fa00b21c6aab4797c"
+
+
+class WeightsFileError(FruitsInputError, DatasetError):
+    """The weights file is missing, unreadable or not the expected one."""
 
 
 def sha256_of(path: Path) -> str:
@@ -67,7 +75,8 @@ class BackboneWeightsDataset(AbstractDataset[None, list[np.ndarray]]):
         metadata: dict[str, Any] | None = None,
     ) -> None:
         self._source = str(source)
-        self._sha256 = sha256.lower() if sha256 else None
+        # --params may hand a digits-only hash over as a number: compare it as text.
+        self._sha256 = str(sha256).lower() if sha256 not in (None, "") else None
         self._fs_args = fs_args or {}
         self.metadata = metadata
 
@@ -77,11 +86,41 @@ class BackboneWeightsDataset(AbstractDataset[None, list[np.ndarray]]):
             return self._read_verified(self._download_official(), OFFICIAL_WEIGHTS_SHA256)
         protocol, _ = fsspec.core.split_protocol(self._source)
         if protocol in (None, "file"):
-            return self._read_verified(Path(self._source.removeprefix("file://")), self._sha256)
+            return self._read_verified(self._local_path(), self._sha256)
         with tempfile.TemporaryDirectory() as download_dir:
             local_copy = Path(download_dir) / Path(self._source).name
-            fsspec.filesystem(protocol, **self._fs_args).get(self._source, str(local_copy))
+            try:
+                self._filesystem(protocol).get(self._source, str(local_copy))
+            except FileNotFoundError as error:
+                raise self._missing() from error
             return self._read_verified(local_copy, self._sha256)
+
+    def verify(self) -> None:
+        """Fail now, before any output is written, if the weights cannot be used.
+
+        A local file must exist and match ``sha256`` when one is set; a remote one must
+        exist (its hash is checked when it is fetched). ``imagenet`` is checked on load.
+        """
+        protocol, _ = fsspec.core.split_protocol(self._source)
+        if self._source == IMAGENET:
+            return
+        if protocol in (None, "file"):
+            self._check_file(self._local_path(), self._sha256)
+        elif not self._filesystem(protocol).exists(self._source):
+            raise self._missing()
+
+    def _local_path(self) -> Path:
+        return Path(self._source.removeprefix("file://"))
+
+    def _filesystem(self, protocol: str) -> fsspec.AbstractFileSystem:
+        # Spark's s3a:// is plain S3 to fsspec.
+        return fsspec.filesystem("s3" if protocol == "s3a" else protocol, **self._fs_args)
+
+    def _missing(self) -> WeightsFileError:
+        return WeightsFileError(
+            f"Weights file {self._source} does not exist: point weights_source at a "
+            "MobileNetV2 no-top .h5 file, or use 'imagenet'."
+        )
 
     def save(self, data: list[np.ndarray]) -> None:
         """Refuse to write: the pretrained weights are an input of the project."""
@@ -113,15 +152,27 @@ class BackboneWeightsDataset(AbstractDataset[None, list[np.ndarray]]):
                 "MobileNetV2 no-top .h5 file."
             ) from error
 
-    def _read_verified(self, weights_file: Path, expected_sha256: str | None) -> list[np.ndarray]:
+    def _check_file(self, weights_file: Path, expected_sha256: str | None) -> None:
         if not weights_file.is_file():
-            raise DatasetError(
-                f"Weights file {weights_file} does not exist: point weights_source at a "
-                "MobileNetV2 no-top .h5 file, or use 'imagenet'."
-            )
+            raise self._missing()
+        with weights_file.open("rb") as handle:
+            if handle.read(len(HDF5_SIGNATURE)) != HDF5_SIGNATURE:
+                raise WeightsFileError(
+                    f"Weights file {self._source} is not a readable MobileNetV2 no-top Keras "
+                    ".h5 file (no HDF5 signature): point weights_source at one."
+                )
         if expected_sha256 and sha256_of(weights_file) != expected_sha256:
-            raise DatasetError(
-                f"Weights file {weights_file} does not match the expected sha256 "
+            raise WeightsFileError(
+                f"Weights file {self._source} does not match the expected sha256 "
                 f"{expected_sha256}: replace the file or fix weights_sha256."
             )
-        return read_mobilenet_v2_weights(weights_file)
+
+    def _read_verified(self, weights_file: Path, expected_sha256: str | None) -> list[np.ndarray]:
+        self._check_file(weights_file, expected_sha256)
+        try:
+            return read_mobilenet_v2_weights(weights_file)
+        except (OSError, ValueError) as error:  # not HDF5, or not MobileNetV2's layers
+            raise WeightsFileError(
+                f"Weights file {self._source} is not a readable MobileNetV2 no-top Keras .h5 "
+                f"file ({str(error).splitlines()[0][:120]}): point weights_source at one."
+            ) from error

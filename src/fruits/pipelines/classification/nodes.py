@@ -14,6 +14,7 @@ from pyspark.ml.tuning import ParamGridBuilder, TrainValidationSplit
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from fruits.errors import FruitsInputError
 from fruits.pipelines.reduction.nodes import PCA_VECTOR
 
 LABEL_INDEX = "label_index"
@@ -48,7 +49,7 @@ def train_classifier(
     training = to_pca_vectors(pca_features.where(F.col("split") == train_split)).persist()
     try:
         if training.isEmpty():
-            raise ValueError(
+            raise FruitsInputError(
                 f"No image in split {train_split!r} to train the classifier: put class folders "
                 f"under a {train_split}/ folder or set classification.train_split."
             )
@@ -100,7 +101,7 @@ def evaluate_classifier(
     predictions = fruit_classifier.transform(test).select("path", "label", PREDICTED_LABEL)
     pair_counts = predictions.groupBy("label", PREDICTED_LABEL).count().collect()
     if not pair_counts:
-        raise ValueError(
+        raise FruitsInputError(
             f"No image in split {test_split!r} to evaluate the classifier: put class folders "
             f"under a {test_split}/ folder or set classification.test_split."
         )

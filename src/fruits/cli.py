@@ -1,0 +1,40 @@
+"""Project CLI: Kedro's own ``run``, with errors the user can fix printed as one line.
+
+Kedro finds this module (``<package>.cli``) for ``kedro run`` and for the packaged
+``fruits`` entry point that spark-submit runs on EMR. Every option is Kedro's.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+from kedro.framework.cli.project import run as kedro_run
+
+from fruits.errors import find_input_error
+
+# Exit status of a run refused for a bad input or setting (1 stays "the job failed").
+INPUT_ERROR_EXIT_CODE = 2
+
+
+def _run(**options: Any) -> Any:
+    try:
+        return kedro_run.callback(**options)
+    except Exception as error:
+        input_error = find_input_error(error)
+        if input_error is None:
+            raise
+        click.echo(f"fruits: error: {input_error}", err=True)
+        sys.exit(INPUT_ERROR_EXIT_CODE)
+
+
+@click.group(name="fruits")
+def cli() -> None:
+    """Commands of the fruits project."""
+
+
+run = click.Command(
+    name="run", callback=_run, params=list(kedro_run.params), help=kedro_run.help
+)
+cli.add_command(run)
