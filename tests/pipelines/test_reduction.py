@@ -5,9 +5,13 @@ import pytest
 from sklearn.decomposition import PCA as SklearnPCA
 from sklearn.preprocessing import StandardScaler as SklearnStandardScaler
 
+from fruits.errors import FruitsInputError
 from fruits.pipelines.reduction.nodes import (
+    check_pca_settings,
     choose_k,
+    fit_or_reuse_pca,
     fit_pca,
+    pca_input_digest,
     plot_explained_variance,
     project_features,
 )
@@ -74,13 +78,27 @@ def test_projection_is_the_centered_decomposition(image_features, feature_matrix
 
 @pytest.mark.parametrize("target", [0, -0.1, 1.5])
 def test_variance_target_outside_0_1_is_refused(image_features, target):
-    with pytest.raises(ValueError, match=r"variance_target=.* must be in \(0, 1\]"):
+    with pytest.raises(FruitsInputError, match=r"variance_target=.* is outside \(0, 1\]"):
         fit_pca(image_features, standardize=False, variance_target=target, k=None)
 
 
 def test_k_above_the_number_of_images_is_refused(image_features):
-    with pytest.raises(ValueError, match="k=500 must be between 1 and min"):
+    with pytest.raises(FruitsInputError, match="reduction.k=500 is more than the 220 images"):
         fit_pca(image_features, standardize=False, variance_target=0.9, k=500)
+
+
+@pytest.mark.parametrize(
+    ("target", "k", "message"),
+    [
+        ("high", None, "variance_target='high' is not a number"),
+        (0.9, 1281, r"reduction.k=1281 must be null or an integer between 1 and 1280"),
+        (0.9, 0, r"reduction.k=0 must be null"),
+        (0.9, 2.5, r"reduction.k=2.5 must be null"),
+    ],
+)
+def test_pca_settings_are_checked_without_data(target, k, message):
+    with pytest.raises(FruitsInputError, match=message):
+        check_pca_settings(target, k)
 
 
 def test_scree_plot_marks_k():
@@ -98,3 +116,18 @@ def test_scree_plot_marks_k():
     texts = [text.get_text() for axis in figure.axes for text in axis.texts]
     assert "k = 3 (95.0%)" in texts
     assert any(line.get_xdata()[0] == 3 for line in figure.axes[1].lines)
+
+
+def test_pca_is_reused_only_for_the_same_input_and_settings(image_features):
+    model, report = fit_or_reuse_pca(image_features, False, 0.9, None, "on_change", None, None)
+    assert report["input_digest"] == pca_input_digest(image_features.orderBy("label"))
+    reused = fit_or_reuse_pca(image_features, False, 0.9, None, "on_change", model, report)
+    assert reused[0] is model and reused[1] is report
+    refit = fit_or_reuse_pca(image_features, False, 0.9, None, "always", model, report)
+    assert refit[0] is not model
+    other_target = fit_or_reuse_pca(image_features, False, 0.8, None, "on_change", model, report)
+    assert other_target[0] is not model and other_target[1]["variance_target"] == 0.8
+    fewer_images = image_features.limit(image_features.count() - 1)
+    assert pca_input_digest(fewer_images) != report["input_digest"]
+    with pytest.raises(FruitsInputError, match="Unknown reduction.refit 'sometimes'"):
+        fit_or_reuse_pca(image_features, False, 0.9, None, "sometimes", model, report)

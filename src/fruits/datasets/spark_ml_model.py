@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import fsspec
 from kedro.io import AbstractDataset
 from pyspark.ml import PipelineModel
 
@@ -35,6 +36,11 @@ class SparkMLModelDataset(AbstractDataset[PipelineModel, PipelineModel]):
     def load_without_spark(self) -> LocalPipelineModel:
         """The same model applied with NumPy, no JVM: for a handful of predictions."""
         return LocalPipelineModel(self._filepath)
+
+    def _exists(self) -> bool:
+        protocol, _ = fsspec.core.split_protocol(self._filepath)
+        filesystem = fsspec.filesystem("s3" if protocol == "s3a" else (protocol or "file"))
+        return filesystem.exists(f"{self._filepath}/metadata/_SUCCESS")
 
     def _describe(self) -> dict[str, Any]:
         return {"filepath": self._filepath}

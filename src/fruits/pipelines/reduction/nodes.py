@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,14 @@ from pyspark.ml.linalg import DenseMatrix, DenseVector
 from pyspark.ml.stat import Correlation, Summarizer
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+
+from fruits.errors import FruitsInputError
+from fruits.pipelines.featurization.backbone import FEATURE_DIM
+
+logger = logging.getLogger(__name__)
+
+# When the reduction refits its PCA (see fit_or_reuse_pca).
+REFIT_POLICIES = ("on_change", "always")
 
 # Column names of the PCA model's input and output, for users applying it to new images.
 FEATURE_VECTOR = "feature_vector"
@@ -66,6 +75,32 @@ def _pca_model(
     return pca
 
 
+def check_pca_settings(variance_target: float, k: int | None, refit: str = "on_change") -> None:
+    """Refuse a variance target outside (0, 1], a k outside 1..1280 or an unknown refit
+    policy, before any work."""
+    if refit not in REFIT_POLICIES:
+        raise FruitsInputError(
+            f"Unknown reduction.refit {refit!r}: use one of {', '.join(REFIT_POLICIES)}."
+        )
+    if isinstance(variance_target, bool) or not isinstance(variance_target, int | float):
+        raise FruitsInputError(
+            f"reduction.variance_target={variance_target!r} is not a number: use a share of "
+            "the variance in (0, 1], e.g. 0.9."
+        )
+    if not 0 < variance_target <= 1:
+        raise FruitsInputError(
+            f"reduction.variance_target={variance_target} is outside (0, 1]: use a share of "
+            "the variance, e.g. 0.9."
+        )
+    if k is not None and (
+        isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= FEATURE_DIM
+    ):
+        raise FruitsInputError(
+            f"reduction.k={k!r} must be null or an integer between 1 and {FEATURE_DIM} "
+            "(the number of features)."
+        )
+
+
 def fit_pca(
     image_features: DataFrame,
     standardize: bool,
@@ -91,8 +126,7 @@ def fit_pca(
         The fitted ``pca_model`` (a ``PipelineModel``: input ``feature_vector``, output
         ``pca_vector``) and the ``explained_variance`` report.
     """
-    if not 0 < variance_target <= 1:
-        raise ValueError(f"variance_target={variance_target} must be in (0, 1].")
+    check_pca_settings(variance_target, k)
     vectors = to_feature_vectors(image_features).select(FEATURE_VECTOR).persist()
     try:
         summary = vectors.select(
@@ -101,9 +135,10 @@ def fit_pca(
         n_images, variances = summary["count"], summary["variance"].toArray()
         n_features = len(variances)
         if k is not None and not 1 <= k <= min(n_images, n_features):
-            raise ValueError(
-                f"k={k} must be between 1 and min(images, features) = "
-                f"{min(n_images, n_features)}; lower k or set it to null."
+            raise FruitsInputError(
+                f"reduction.k={k} is more than the {n_images} images and {n_features} "
+                f"features allow (at most {min(n_images, n_features)}): lower it, or set it "
+                "to null to use reduction.variance_target."
             )
         # Zero-variance features have no correlation (NaN): they contribute nothing.
         correlation = np.nan_to_num(Correlation.corr(vectors, FEATURE_VECTOR).first()[0].toArray())
@@ -142,6 +177,51 @@ def fit_pca(
         "cumulative_explained_variance": cumulative.tolist(),
     }
     return pca_model, explained_variance
+
+
+def pca_input_digest(image_features: DataFrame) -> str:
+    """An order-independent digest of the PCA's input: every (path, features) row.
+
+    A sum of per-row hashes, exact (decimal): the same rows in any order and
+    partitioning give the same digest; any changed, added or removed row changes it.
+    """
+    summary = image_features.select(
+        F.count("*").alias("rows"),
+        F.sum(F.xxhash64("path", "features").cast("decimal(38,0)")).alias("hash_sum"),
+    ).first()
+    return f"{summary['rows']}:{summary['hash_sum']}"
+
+
+def fit_or_reuse_pca(
+    image_features: DataFrame,
+    standardize: bool,
+    variance_target: float,
+    k: int | None,
+    refit: str,
+    previous_pca_model: PipelineModel | None,
+    previous_explained_variance: dict[str, Any] | None,
+) -> tuple[PipelineModel, dict[str, Any]]:
+    """``fit_pca``, unless the last run's PCA was fitted on the same input and settings.
+
+    With ``refit: on_change`` an unchanged input (same digest of paths and features)
+    and unchanged settings reuse the previous model and report, so a re-run leaves
+    every output identical: a refit would differ in the last bits, because Spark adds
+    the distributed partial sums in the order the tasks finish. ``always`` refits.
+    """
+    check_pca_settings(variance_target, k, refit)
+    settings = {"standardize": standardize, "variance_target": variance_target, "k": k}
+    digest = pca_input_digest(image_features)
+    previous = previous_explained_variance or {}
+    if (
+        refit == "on_change"
+        and previous_pca_model is not None
+        and previous.get("input_digest") == digest
+        and previous.get("settings") == settings
+    ):
+        logger.info("PCA input and settings unchanged: the previous model is reused.")
+        return previous_pca_model, previous_explained_variance
+    pca_model, explained_variance = fit_pca(image_features, standardize, variance_target, k)
+    return pca_model, {**explained_variance, "settings": settings, "input_digest": digest}
 
 
 def project_features(image_features: DataFrame, pca_model: PipelineModel) -> DataFrame:

@@ -2,7 +2,11 @@
 
 from kedro.pipeline import Node, Pipeline
 
-from fruits.pipelines.reduction.nodes import fit_pca, plot_explained_variance, project_features
+from fruits.pipelines.reduction.nodes import (
+    fit_or_reuse_pca,
+    plot_explained_variance,
+    project_features,
+)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -10,12 +14,15 @@ def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
             Node(
-                func=fit_pca,
+                func=fit_or_reuse_pca,
                 inputs=[
                     "image_features",
                     "params:reduction.standardize",
                     "params:reduction.variance_target",
                     "params:reduction.k",
+                    "params:reduction.refit",
+                    "previous_pca_model",
+                    "previous_explained_variance",
                 ],
                 outputs=["pca_model", "explained_variance"],
                 name="fit_pca",
