@@ -173,6 +173,11 @@ def cluster_request(spec: ClusterSpec) -> dict[str, Any]:
                     "spark.sql.execution.arrow.pyspark.enabled": "true",
                 },
             },
+            # EMR writes s3:// and s3a:// through EMRFS: encrypt server-side (SSE-S3).
+            {
+                "Classification": "emrfs-site",
+                "Properties": {"fs.s3.enableServerSideEncryption": "true"},
+            },
         ],
         "Steps": [spark_step(spec)] if spec.run_pipeline else [],
         "AutoTerminationPolicy": {"IdleTimeout": spec.idle_timeout_seconds},

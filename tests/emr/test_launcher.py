@@ -86,6 +86,8 @@ def test_deploy_uploads_artifacts_and_creates_an_eu_transient_cluster(
     ]  # fmt: skip
     spark_env = request["Configurations"][0]["Configurations"][0]["Properties"]
     assert spark_env["PYSPARK_PYTHON"] == emr.VENV_PYTHON
+    classifications = {c["Classification"]: c for c in request["Configurations"]}
+    assert classifications["emrfs-site"]["Properties"]["fs.s3.enableServerSideEncryption"] == "true"
 
     # moto accepted the request: the cluster exists, in the EU region, with its step.
     client = original_client("emr", region_name="eu-west-3")
