@@ -19,6 +19,7 @@ from fruits.errors import FruitsInputError
 from fruits.gdpr import require_eu_region
 from fruits.pipelines.featurization.backbone import check_backbone_settings
 from fruits.pipelines.reduction.nodes import check_pca_settings
+from fruits.refit import check_refit_policy
 
 
 class SparkHooks:
@@ -70,6 +71,8 @@ class InputChecks:
             check_pca_settings(
                 param("reduction.variance_target"), param("reduction.k"), param("reduction.refit")
             )
+        if "params:classification.refit" in inputs:
+            check_refit_policy("classification.refit", param("classification.refit"))
         if "backbone_weights" in inputs:
             catalog.get("backbone_weights").verify()
         if "raw_images" in inputs:

@@ -206,3 +206,45 @@ def test_same_bytes_twice_are_embedded_once(tmp_path):
     copies = features[features["file"].isin(placed)]
     assert len(copies) == 3 and copies["content_hash"].nunique() == 1
     assert set(copies["label"]) == {"Banana", "Banana copy"}
+
+
+def test_rerun_of_the_whole_pipeline_changes_no_output(tmp_path, monkeypatch):
+    """Default pipeline twice on the same files: no refit, identical tables, reports, models."""
+    from fruits.pipelines.classification import nodes as classification  # noqa: PLC0415
+    from fruits.pipelines.reduction import nodes as reduction  # noqa: PLC0415
+    from fruits.spark_ml_local import LocalPipelineModel  # noqa: PLC0415
+
+    raw, data = tmp_path / "raw", tmp_path / "data"
+    copy_real_images(raw, CLASSES, {"Training": 6, "Test": 2})
+
+    def outputs() -> dict:
+        reports = {p.name: p.read_text() for p in (data / "08_reporting").glob("*.json")}
+        tables = {
+            name: table(data, name).drop(columns="file")
+            for name in ("04_feature/image_features.parquet", "05_model_input/pca_features.parquet")
+        }
+        models = {
+            name: [s.data for s in LocalPipelineModel(str(data / "06_models" / name)).stages]
+            for name in ("pca_model", "fruit_classifier")
+        }
+        return {"reports": reports, "tables": tables, "models": models}
+
+    run_project(raw_images_path=str(raw), data_root=str(data), **WEIGHTS_PARAMS)
+    first = outputs()
+    assert {"classification_metrics.json", "explained_variance.json"} <= set(first["reports"])
+
+    def refit(*args, **kwargs):
+        raise AssertionError("refit on unchanged input")
+
+    monkeypatch.setattr(classification, "train_classifier", refit)
+    monkeypatch.setattr(reduction, "fit_pca", refit)
+    run_project(raw_images_path=str(raw), data_root=str(data), **WEIGHTS_PARAMS)
+    again = outputs()
+    # The featurization report describes each run's work; every other output is the same.
+    run_reports = [json.loads(r.pop("featurization_report.json")) for r in (first, again)
+                   for r in [r["reports"]]]  # fmt: skip
+    assert [(r["contents_new"], r["contents_reused"]) for r in run_reports] == [(32, 0), (0, 32)]
+    assert again["reports"] == first["reports"]
+    for name, frame in first["tables"].items():
+        pd.testing.assert_frame_equal(again["tables"][name], frame)
+    assert repr(again["models"]) == repr(first["models"])

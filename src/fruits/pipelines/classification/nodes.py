@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,9 @@ from pyspark.sql import functions as F
 
 from fruits.errors import FruitsInputError
 from fruits.pipelines.reduction.nodes import PCA_VECTOR
+from fruits.refit import check_refit_policy, frame_digest
+
+logger = logging.getLogger(__name__)
 
 LABEL_INDEX = "label_index"
 PREDICTED_LABEL = "predicted_label"
@@ -85,6 +89,47 @@ def train_classifier(
         "n_classes": len(indexer.labels),
     }
     return PipelineModel(stages=[best, labels]), report
+
+
+def train_or_reuse_classifier(
+    pca_features: DataFrame,
+    train_split: str,
+    reg_params: list[float],
+    elastic_net_param: float,
+    max_iter: int,
+    train_ratio: float,
+    seed: int,
+    refit: str,
+    previous_fruit_classifier: PipelineModel | None,
+    previous_classification_metrics: dict[str, Any] | None,
+) -> tuple[PipelineModel, dict[str, Any]]:
+    """``train_classifier``, unless the last run's classifier had the same input and settings.
+
+    With ``refit: on_change``, unchanged ``pca_features`` (digest of path, label, split and
+    values) and settings reuse the previous model: a re-run leaves every output
+    identical (Spark's optimizer sums partial gradients in task-completion order, so a
+    refit differs in the last bits). ``always`` refits.
+    """
+    check_refit_policy("classification.refit", refit)
+    settings = {
+        "train_split": train_split, "reg_params": list(reg_params),
+        "elastic_net_param": elastic_net_param, "max_iter": max_iter,
+        "train_ratio": train_ratio, "seed": seed,
+    }  # fmt: skip
+    digest = frame_digest(pca_features, ["path", "label", "split", "pca_features"])
+    previous = (previous_classification_metrics or {}).get("classifier", {})
+    if (
+        refit == "on_change"
+        and previous_fruit_classifier is not None
+        and previous.get("input_digest") == digest
+        and previous.get("settings") == settings
+    ):
+        logger.info("Classifier input and settings unchanged: the previous model is reused.")
+        return previous_fruit_classifier, previous
+    model, report = train_classifier(
+        pca_features, train_split, reg_params, elastic_net_param, max_iter, train_ratio, seed
+    )
+    return model, {**report, "settings": settings, "input_digest": digest}
 
 
 def evaluate_classifier(

@@ -2,7 +2,7 @@
 
 from kedro.pipeline import Node, Pipeline
 
-from fruits.pipelines.classification.nodes import evaluate_classifier, train_classifier
+from fruits.pipelines.classification.nodes import evaluate_classifier, train_or_reuse_classifier
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -10,7 +10,7 @@ def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
             Node(
-                func=train_classifier,
+                func=train_or_reuse_classifier,
                 inputs=[
                     "pca_features",
                     "params:classification.train_split",
@@ -19,6 +19,9 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "params:classification.max_iter",
                     "params:classification.train_ratio",
                     "params:classification.seed",
+                    "params:classification.refit",
+                    "previous_fruit_classifier",
+                    "previous_classification_metrics",
                 ],
                 outputs=["fruit_classifier", "classifier_tuning"],
                 name="train_classifier",

@@ -19,11 +19,9 @@ from pyspark.sql import functions as F
 
 from fruits.errors import FruitsInputError
 from fruits.pipelines.featurization.backbone import FEATURE_DIM
+from fruits.refit import check_refit_policy, frame_digest
 
 logger = logging.getLogger(__name__)
-
-# When the reduction refits its PCA (see fit_or_reuse_pca).
-REFIT_POLICIES = ("on_change", "always")
 
 # Column names of the PCA model's input and output, for users applying it to new images.
 FEATURE_VECTOR = "feature_vector"
@@ -78,10 +76,7 @@ def _pca_model(
 def check_pca_settings(variance_target: float, k: int | None, refit: str = "on_change") -> None:
     """Refuse a variance target outside (0, 1], a k outside 1..1280 or an unknown refit
     policy, before any work."""
-    if refit not in REFIT_POLICIES:
-        raise FruitsInputError(
-            f"Unknown reduction.refit {refit!r}: use one of {', '.join(REFIT_POLICIES)}."
-        )
+    check_refit_policy("reduction.refit", refit)
     if isinstance(variance_target, bool) or not isinstance(variance_target, int | float):
         raise FruitsInputError(
             f"reduction.variance_target={variance_target!r} is not a number: use a share of "
@@ -180,16 +175,8 @@ def fit_pca(
 
 
 def pca_input_digest(image_features: DataFrame) -> str:
-    """An order-independent digest of the PCA's input: every (path, features) row.
-
-    A sum of per-row hashes, exact (decimal): the same rows in any order and
-    partitioning give the same digest; any changed, added or removed row changes it.
-    """
-    summary = image_features.select(
-        F.count("*").alias("rows"),
-        F.sum(F.xxhash64("path", "features").cast("decimal(38,0)")).alias("hash_sum"),
-    ).first()
-    return f"{summary['rows']}:{summary['hash_sum']}"
+    """An order-independent digest of the PCA's input: every (path, features) row."""
+    return frame_digest(image_features, ["path", "features"])
 
 
 def fit_or_reuse_pca(
