@@ -17,7 +17,7 @@ from pyspark.sql import functions as F
 
 from fruits.errors import FruitsInputError
 from fruits.pipelines.reduction.nodes import PCA_VECTOR
-from fruits.refit import check_refit_policy, frame_digest
+from fruits.refit import check_refit_policy, frame_digest, reuses_previous
 
 logger = logging.getLogger(__name__)
 
@@ -117,13 +117,8 @@ def train_or_reuse_classifier(
         "train_ratio": train_ratio, "seed": seed,
     }  # fmt: skip
     digest = frame_digest(pca_features, ["path", "label", "split", "pca_features"])
-    previous = (previous_classification_metrics or {}).get("classifier", {})
-    if (
-        refit == "on_change"
-        and previous_fruit_classifier is not None
-        and previous.get("input_digest") == digest
-        and previous.get("settings") == settings
-    ):
+    previous = (previous_classification_metrics or {}).get("classifier")
+    if reuses_previous(refit, previous_fruit_classifier, previous, digest, settings):
         logger.info("Classifier input and settings unchanged: the previous model is reused.")
         return previous_fruit_classifier, previous
     model, report = train_classifier(

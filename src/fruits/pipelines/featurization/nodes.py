@@ -149,12 +149,10 @@ def update_feature_store(
         .join(reused.select("content_hash"), "content_hash", "left_anti")
         .dropDuplicates(["content_hash"])
     )
-    changes = {
-        "new": new_contents.count(),
-        "reused": reused.count(),
-    }
-    changes["removed"] = current_backbone.count() - changes["reused"]
-    changes["invalidated"] = previous.count() - current_backbone.count()
+    cached = current_backbone.count()
+    changes = {"new": new_contents.count(), "reused": reused.count()}
+    changes["removed"] = cached - changes["reused"]
+    changes["invalidated"] = previous.count() - cached
     logger.info(
         "Feature store: CNN on %d new image contents, %d reused, %d removed, %d invalidated.",
         changes["new"], changes["reused"], changes["removed"], changes["invalidated"],

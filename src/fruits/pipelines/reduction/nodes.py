@@ -19,7 +19,7 @@ from pyspark.sql import functions as F
 
 from fruits.errors import FruitsInputError
 from fruits.pipelines.featurization.backbone import FEATURE_DIM
-from fruits.refit import check_refit_policy, frame_digest
+from fruits.refit import check_refit_policy, frame_digest, reuses_previous
 
 logger = logging.getLogger(__name__)
 
@@ -198,13 +198,7 @@ def fit_or_reuse_pca(
     check_pca_settings(variance_target, k, refit)
     settings = {"standardize": standardize, "variance_target": variance_target, "k": k}
     digest = pca_input_digest(image_features)
-    previous = previous_explained_variance or {}
-    if (
-        refit == "on_change"
-        and previous_pca_model is not None
-        and previous.get("input_digest") == digest
-        and previous.get("settings") == settings
-    ):
+    if reuses_previous(refit, previous_pca_model, previous_explained_variance, digest, settings):
         logger.info("PCA input and settings unchanged: the previous model is reused.")
         return previous_pca_model, previous_explained_variance
     pca_model, explained_variance = fit_pca(image_features, standardize, variance_target, k)
