@@ -58,6 +58,7 @@ class InputChecks:
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline, catalog) -> None:
         """Check parameters first (no I/O), then the weights, then the raw images."""
         inputs = pipeline.inputs()
+
         def param(name: str) -> Any:  # exactly what the nodes receive
             return catalog.load(f"params:{name}")
 

@@ -16,9 +16,7 @@ REFIT_POLICIES = ("on_change", "always")
 def check_refit_policy(name: str, refit: str) -> None:
     """Refuse an unknown policy for the parameter ``name``."""
     if refit not in REFIT_POLICIES:
-        raise FruitsInputError(
-            f"Unknown {name} {refit!r}: use one of {', '.join(REFIT_POLICIES)}."
-        )
+        raise FruitsInputError(f"Unknown {name} {refit!r}: use one of {', '.join(REFIT_POLICIES)}.")
 
 
 def frame_digest(frame: DataFrame, columns: list[str]) -> str:

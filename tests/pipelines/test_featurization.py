@@ -11,7 +11,7 @@ from PIL import Image
 
 from fruits.datasets import BackboneWeightsDataset
 from fruits.errors import FruitsInputError
-from fruits.pipelines.featurization import backbone
+from fruits.pipelines.featurization import backbone, nodes
 from fruits.pipelines.featurization.nodes import featurize_images, prepare_backbone
 from fruits.pipelines.ingestion.nodes import build_image_table
 from tests.conftest import FRUITS_360, WEIGHTS_FILE, WEIGHTS_SHA256, keras_reference_features
@@ -169,7 +169,9 @@ def test_featurize_images_node_matches_keras(
         images, prepared, batch_size=4, images_per_partition=2, threads_per_worker=1
     )
     assert features.columns == ["content_hash", "backbone", "features", "rejection"]
-    assert features.rdd.getNumPartitions() == 3  # 6 images / 2 per partition
+    # 6 images at 2 per partition: 3, rounded up to whole waves over the session's cores.
+    cores = images.sparkSession.sparkContext.defaultParallelism
+    assert features.rdd.getNumPartitions() == cores * -(-3 // cores)
     by_hash = {row.content_hash: row for row in features.collect()}
     rows = sorted(images.select("path", "content_hash").collect(), key=lambda row: row.path)
     reference = keras_reference_features(keras_reference_model, [local_path(r.path) for r in rows])
@@ -177,3 +179,15 @@ def test_featurize_images_node_matches_keras(
     assert np.abs(ours - reference).max() <= 1e-4
     assert {row.backbone for row in by_hash.values()} == {prepared.fingerprint}
     assert {row.rejection for row in by_hash.values()} == {None}
+
+
+@pytest.mark.parametrize(
+    ("images", "per_partition", "cores", "expected"),
+    [(4750, 256, 2, 20), (4750, 4096, 2, 2), (10, 256, 2, 2), (20_000, 1024, 8, 24), (1, 1, 1, 1)],
+)
+def test_partition_count_is_whole_waves_of_the_target_size(
+    images: int, per_partition: int, cores: int, expected: int
+) -> None:
+    partitions = nodes._partition_count(images, per_partition, cores)
+    assert partitions == expected
+    assert partitions % cores == 0

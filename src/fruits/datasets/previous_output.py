@@ -23,9 +23,7 @@ class PreviousOutputDataset(AbstractDataset[None, Any]):
             filepath: data/08_reporting/explained_variance.json
     """
 
-    def __init__(
-        self, *, dataset: dict[str, Any], metadata: dict[str, Any] | None = None
-    ) -> None:
+    def __init__(self, *, dataset: dict[str, Any], metadata: dict[str, Any] | None = None) -> None:
         self._dataset = AbstractDataset.from_config("previous_output", dict(dataset))
         self.metadata = metadata
 

@@ -131,10 +131,26 @@ def preprocess_image(content: bytes, input_size: int) -> np.ndarray:
     Raises:
         UnreadableImageError: The bytes are not a usable image.
     """
+    pixels = np.empty((input_size, input_size, 3), dtype=np.float32)
+    preprocess_into(content, pixels)
+    return pixels
+
+
+def preprocess_into(content: bytes, pixels: np.ndarray) -> None:
+    """``preprocess_image`` written into ``pixels``, a float32 (size, size, 3) array.
+
+    In place, because a fresh 600 kB array per step costs more than the arithmetic
+    (page faults): this takes 0.5 ms off each image's preprocessing, with the same
+    operations in the same order, so the result is bit-identical.
+
+    Raises:
+        UnreadableImageError: The bytes are not a usable image.
+    """
+    input_size = pixels.shape[0]
     rgb = decode_image(content, input_size)
-    resized = rgb.resize((input_size, input_size), Image.Resampling.BILINEAR)
-    pixels = np.asarray(resized, dtype=np.float32)
-    return pixels / 127.5 - 1.0
+    pixels[...] = np.asarray(rgb.resize((input_size, input_size), Image.Resampling.BILINEAR))
+    pixels /= 127.5
+    pixels -= 1.0
 
 
 def build_backbone(weights: list[np.ndarray], input_size: int) -> keras.Model:
@@ -196,11 +212,22 @@ def export_backbone(weights: list[np.ndarray], input_size: int, runtime: str) ->
 
 def _to_tflite(model: keras.Model) -> bytes:
     import tensorflow as tf  # noqa: PLC0415
+    from tensorflow.python.framework.convert_to_constants import (  # noqa: PLC0415
+        convert_variables_to_constants_v2,
+    )
 
-    # Float32 throughout, no quantization: features must stay equal to Keras's. The
-    # converter prints the traced signature (hundreds of lines) to stdout: keep logs readable.
+    # The inference function with its weights frozen into constants, converted as a
+    # graph: 2 s, where TFLiteConverter.from_keras_model first exports and reloads a
+    # SavedModel (9 s here) for the same flatbuffer. Float32 throughout, no
+    # quantization: features must stay equal to Keras's.
+    size = model.input_shape[1]
+    inference = tf.function(lambda images: model(images, training=False))
+    frozen = convert_variables_to_constants_v2(
+        inference.get_concrete_function(tf.TensorSpec([None, size, size, 3], tf.float32))
+    )
+    # The converter prints the traced signature (hundreds of lines): keep logs readable.
     with contextlib.redirect_stdout(io.StringIO()):
-        return tf.lite.TFLiteConverter.from_keras_model(model).convert()
+        return tf.lite.TFLiteConverter.from_concrete_functions([frozen]).convert()
 
 
 def load_embedder(backbone: PortableBackbone, threads: int) -> Embedder:
@@ -277,27 +304,30 @@ def embed_images(
     The model runs on batches of up to ``batch_size`` decodable images; an image that
     does not decode gets its reason and never stops the others.
     """
+    # One input buffer for every batch: the embedder copies it into the model.
+    inputs = np.empty((batch_size, input_size, input_size, 3), dtype=np.float32)
     chunk: list[bytes] = []
     for content in contents:
         chunk.append(content)
         if len(chunk) == batch_size:
-            yield from _embed_chunk(chunk, embedder, input_size)
+            yield from _embed_chunk(chunk, embedder, inputs)
             chunk = []
     if chunk:
-        yield from _embed_chunk(chunk, embedder, input_size)
+        yield from _embed_chunk(chunk, embedder, inputs)
 
 
 def _embed_chunk(
-    chunk: list[bytes], embedder: Embedder, input_size: int
+    chunk: list[bytes], embedder: Embedder, inputs: np.ndarray
 ) -> Iterator[tuple[np.ndarray | None, str | None]]:
-    inputs: list[np.ndarray] = []
+    decoded = 0
     reasons: list[str | None] = []
     for content in chunk:
         try:
-            inputs.append(preprocess_image(content, input_size))
+            preprocess_into(content, inputs[decoded])
+            decoded += 1
             reasons.append(None)
         except UnreadableImageError as error:
             reasons.append(str(error))
-    features = iter(embedder(np.stack(inputs)) if inputs else ())
+    features = iter(embedder(inputs[:decoded]) if decoded else ())
     for reason in reasons:
         yield (None, reason) if reason else (next(features), None)

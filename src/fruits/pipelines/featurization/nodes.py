@@ -77,8 +77,8 @@ def featurize_images(
         images: Rows with ``content_hash`` and ``content`` (encoded image bytes).
         backbone: The exported backbone (weights included).
         batch_size: Images per model call inside a worker.
-        images_per_partition: Target Spark partition size; there are always at least
-            as many partitions as cores so every core works.
+        images_per_partition: Target Spark partition size. The partition count is
+            rounded to a multiple of the cores so that every core works to the end.
         threads_per_worker: Inference threads per Python worker.
         image_count: The number of rows, when the caller knows it (saves a Spark job).
 
@@ -104,7 +104,7 @@ def featurize_images(
             )
 
     count = images.count() if image_count is None else image_count
-    partitions = max(spark_context.defaultParallelism, math.ceil(count / images_per_partition))
+    partitions = _partition_count(count, images_per_partition, spark_context.defaultParallelism)
     embedded = images.repartition(partitions).select(
         "content_hash", mobilenet_v2_features(F.col("content")).alias("embedding")
     )
@@ -114,6 +114,15 @@ def featurize_images(
         "embedding.features",
         "embedding.rejection",
     )
+
+
+def _partition_count(images: int, images_per_partition: int, cores: int) -> int:
+    """About ``images_per_partition`` images per task, in a whole number of waves.
+
+    A multiple of the cores, so that no core idles through a last, partial wave.
+    """
+    waves = max(1, math.ceil(images / (images_per_partition * cores)))
+    return waves * cores
 
 
 def update_feature_store(
