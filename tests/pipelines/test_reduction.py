@@ -9,6 +9,7 @@ from fruits.errors import FruitsInputError
 from fruits.pipelines.reduction.nodes import (
     check_pca_settings,
     choose_k,
+    feature_moments,
     fit_or_reuse_pca,
     fit_pca,
     pca_input_digest,
@@ -131,3 +132,21 @@ def test_pca_is_reused_only_for_the_same_input_and_settings(image_features):
     assert pca_input_digest(fewer_images) != report["input_digest"]
     with pytest.raises(FruitsInputError, match="Unknown reduction.refit 'sometimes'"):
         fit_or_reuse_pca(image_features, False, 0.9, None, "sometimes", model, report)
+
+
+def test_feature_moments_equal_numpy_in_any_partitioning(spark, feature_matrix):
+    """The tree-merged per-partition moments equal NumPy's on the whole matrix."""
+    rows = [(row.astype(np.float32).tolist(),) for row in feature_matrix]
+    for partitions in (1, 3, 7):
+        frame = spark.createDataFrame(rows, "features array<float>").repartition(partitions)
+        n, mean, covariance = feature_moments(frame)
+        as_float32 = feature_matrix.astype(np.float32).astype(np.float64)
+        assert n == len(feature_matrix)
+        np.testing.assert_allclose(mean, as_float32.mean(axis=0), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(covariance, np.cov(as_float32, rowvar=False), atol=1e-10)
+
+
+def test_pca_on_no_features_is_an_input_error(spark):
+    empty = spark.createDataFrame([], "features array<float>")
+    with pytest.raises(FruitsInputError, match="No image features"):
+        fit_pca(empty, standardize=False, variance_target=0.9, k=None)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.functions import pandas_udf
 from pyspark.sql.types import ArrayType, FloatType, StringType, StructField, StructType
@@ -158,10 +158,7 @@ def update_feature_store(
         .join(reused.select("content_hash"), "content_hash", "left_anti")
         .dropDuplicates(["content_hash"])
     )
-    cached = current_backbone.count()
-    changes = {"new": new_contents.count(), "reused": reused.count()}
-    changes["removed"] = cached - changes["reused"]
-    changes["invalidated"] = previous.count() - cached
+    changes = _store_changes(images, previous, backbone.fingerprint)
     logger.info(
         "Feature store: CNN on %d new image contents, %d reused, %d removed, %d invalidated.",
         changes["new"], changes["reused"], changes["removed"], changes["invalidated"],
@@ -177,6 +174,30 @@ def update_feature_store(
         image_count=changes["new"],
     )
     return reused.unionByName(computed), changes
+
+
+def _store_changes(images: DataFrame, previous: DataFrame, fingerprint: str) -> dict[str, int]:
+    """Counts of new, reused, removed and invalidated contents, in two small jobs."""
+    in_store = previous.agg(
+        F.count("*").alias("stored"),
+        F.count_if(F.col("backbone") == fingerprint).alias("cached"),
+    ).first()
+    cached_hashes = previous.where(F.col("backbone") == fingerprint).select(
+        "content_hash", F.lit(True).alias("cached")
+    )
+    in_images = (
+        images.select("content_hash")
+        .distinct()
+        .join(cached_hashes, "content_hash", "left")
+        .agg(F.count("*").alias("distinct"), F.count("cached").alias("reused"))
+        .first()
+    )
+    return {
+        "new": in_images["distinct"] - in_images["reused"],
+        "reused": in_images["reused"],
+        "removed": in_store["cached"] - in_images["reused"],
+        "invalidated": in_store["stored"] - in_store["cached"],
+    }
 
 
 def publish_features(
@@ -223,15 +244,25 @@ def summarize_featurization(
         RuntimeError: If accepted + rejected differs from the number of image files
             (an internal error: no file may be lost or counted twice).
     """
-    files, accepted, rejected = images.count(), image_features.count(), rejected_images.count()
+    # One job: the count per outcome (accepted, or each rejection reason), each row
+    # carrying its side's total; accepted first, then the 20 most frequent reasons.
+    is_rejected = F.col("reason").isNotNull()
+    outcomes = (
+        image_features.select(F.lit(None).cast("string").alias("reason"))
+        .unionByName(rejected_images.select("reason"))
+        .groupBy("reason")
+        .count()
+        .withColumn("total", F.sum("count").over(Window.partitionBy(is_rejected)))
+        .orderBy(is_rejected, F.desc("count"))
+        .take(21)
+    )
+    totals = {row["reason"] is not None: row["total"] for row in outcomes}
+    files, accepted, rejected = images.count(), totals.get(False, 0), totals.get(True, 0)
     if accepted + rejected != files:
         raise RuntimeError(
             f"{files} image files but {accepted} accepted + {rejected} rejected: please report."
         )
-    reasons = {
-        row["reason"]: row["count"]
-        for row in rejected_images.groupBy("reason").count().orderBy(F.desc("count")).take(20)
-    }
+    reasons = {row["reason"]: row["count"] for row in outcomes if row["reason"] is not None}
     report = {
         "image_files": files,
         "accepted": accepted,

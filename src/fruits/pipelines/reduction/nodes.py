@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 from matplotlib.figure import Figure
 from pyspark import SparkContext
 from pyspark.ml import PipelineModel
@@ -13,7 +15,6 @@ from pyspark.ml.common import _py2java
 from pyspark.ml.feature import PCAModel, StandardScaler
 from pyspark.ml.functions import array_to_vector, vector_to_array
 from pyspark.ml.linalg import DenseMatrix, DenseVector
-from pyspark.ml.stat import Correlation, Summarizer
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -27,6 +28,8 @@ logger = logging.getLogger(__name__)
 FEATURE_VECTOR = "feature_vector"
 PCA_VECTOR = "pca_vector"
 _SCALED_VECTOR = "scaled_feature_vector"
+# Row count, mean vector and scatter matrix (sum of outer products of centred rows).
+Moments = tuple[int, np.ndarray, np.ndarray]
 
 
 def to_feature_vectors(image_features: DataFrame) -> DataFrame:
@@ -96,6 +99,70 @@ def check_pca_settings(variance_target: float, k: int | None, refit: str = "on_c
         )
 
 
+def feature_moments(image_features: DataFrame) -> tuple[int, np.ndarray, np.ndarray]:
+    """Count, mean and covariance matrix of the ``features`` column, in one pass.
+
+    Each Spark task reduces its rows to (count, mean, scatter matrix) with NumPy matrix
+    products; the partial results are merged in a tree across the executors (Chan's
+    parallel formula, numerically stable), so only one d x d matrix reaches the driver.
+    Spark ML's ``Correlation``/``RowMatrix`` do the same reduction with one rank-1
+    update per row: about 4x the time here, and its Java code is cold in every new
+    driver (BENCHMARKS.md).
+
+    Returns:
+        ``(n, mean, covariance)``; the covariance is the sample one (divided by n - 1).
+    """
+    partials = image_features.select("features").mapInArrow(
+        _partition_moments, "n long, mean binary, scatter binary"
+    )
+    merged = partials.rdd.map(_decode_moments).treeAggregate(
+        None, _merge_moments, _merge_moments, depth=2
+    )
+    if merged is None:
+        raise FruitsInputError(
+            "No image features to fit the PCA on: every image was rejected (see "
+            "rejected_images for why) or the raw image folder holds none."
+        )
+    n, mean, scatter = merged
+    return n, mean, scatter / max(n - 1, 1)
+
+
+def _partition_moments(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    moments: Moments | None = None
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        flat = batch.column("features").flatten().to_numpy(zero_copy_only=False)
+        rows = flat.astype(np.float64).reshape(batch.num_rows, -1)
+        mean = rows.mean(axis=0)
+        centered = rows - mean
+        batch_moments = (batch.num_rows, mean, centered.T @ centered)
+        moments = _merge_moments(moments, batch_moments)
+    if moments is not None:
+        n, mean, scatter = moments
+        yield pa.RecordBatch.from_pydict(
+            {"n": [n], "mean": [mean.tobytes()], "scatter": [scatter.tobytes()]},
+            schema=pa.schema([("n", pa.int64()), ("mean", pa.binary()), ("scatter", pa.binary())]),
+        )
+
+
+def _decode_moments(row: Any) -> Moments:
+    mean = np.frombuffer(row["mean"], dtype=np.float64)
+    scatter = np.frombuffer(row["scatter"], dtype=np.float64).reshape(len(mean), len(mean))
+    return row["n"], mean, scatter
+
+
+def _merge_moments(left: Moments | None, right: Moments | None) -> Moments | None:
+    if left is None or right is None:
+        return right if left is None else left
+    (n_left, mean_left, scatter_left), (n_right, mean_right, scatter_right) = left, right
+    n = n_left + n_right
+    delta = mean_right - mean_left
+    mean = mean_left + delta * (n_right / n)
+    scatter = scatter_left + scatter_right + np.outer(delta, delta) * (n_left * n_right / n)
+    return n, mean, scatter
+
+
 def fit_pca(
     image_features: DataFrame,
     standardize: bool,
@@ -104,12 +171,13 @@ def fit_pca(
 ) -> tuple[PipelineModel, dict[str, Any]]:
     """Decompose the features' covariance once, choose k, and build the PCA model.
 
-    Spark computes the covariance (or, with ``standardize``, correlation) matrix over
-    the distributed features; its eigendecomposition is a d x d problem solved on the
+    The covariance matrix is reduced over the distributed features
+    (``feature_moments``); its eigendecomposition is a d x d problem solved on the
     driver, as Spark's own ``PCA`` does, but with NumPy's LAPACK: Spark's pure-Java
     fallback returns non-orthogonal components when there are fewer images than
-    features. k is ``k`` when given, else the smallest k whose cumulative explained
-    variance reaches ``variance_target``.
+    features. With ``standardize`` the correlation matrix is decomposed instead.
+    k is ``k`` when given, else the smallest k whose cumulative explained variance
+    reaches ``variance_target``.
 
     Args:
         image_features: ``features`` arrays, one row per image.
@@ -122,33 +190,23 @@ def fit_pca(
         ``pca_vector``) and the ``explained_variance`` report.
     """
     check_pca_settings(variance_target, k)
-    vectors = to_feature_vectors(image_features).select(FEATURE_VECTOR).persist()
-    try:
-        summary = vectors.select(
-            Summarizer.metrics("count", "variance").summary(F.col(FEATURE_VECTOR)).alias("s")
-        ).first()["s"]
-        n_images, variances = summary["count"], summary["variance"].toArray()
-        n_features = len(variances)
-        if k is not None and not 1 <= k <= min(n_images, n_features):
-            raise FruitsInputError(
-                f"reduction.k={k} is more than the {n_images} images and {n_features} "
-                f"features allow (at most {min(n_images, n_features)}): lower it, or set it "
-                "to null to use reduction.variance_target."
-            )
-        # Zero-variance features have no correlation (NaN): they contribute nothing.
-        correlation = np.nan_to_num(Correlation.corr(vectors, FEATURE_VECTOR).first()[0].toArray())
-        scaler = (
-            StandardScaler(
-                withMean=True, withStd=True, inputCol=FEATURE_VECTOR, outputCol=_SCALED_VECTOR
-            ).fit(vectors)
-            if standardize
-            else None
+    n_images, _, covariance = feature_moments(image_features)
+    n_features = covariance.shape[0]
+    if k is not None and not 1 <= k <= min(n_images, n_features):
+        raise FruitsInputError(
+            f"reduction.k={k} is more than the {n_images} images and {n_features} "
+            f"features allow (at most {min(n_images, n_features)}): lower it, or set it "
+            "to null to use reduction.variance_target."
         )
-    finally:
-        vectors.unpersist()
-
-    deviations = np.sqrt(variances)
-    covariance = correlation if standardize else correlation * np.outer(deviations, deviations)
+    scaler = None
+    if standardize:
+        deviations = np.sqrt(np.diag(covariance))
+        # Zero-variance features have no correlation (NaN): they contribute nothing.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            covariance = np.nan_to_num(covariance / np.outer(deviations, deviations))
+        scaler = StandardScaler(
+            withMean=True, withStd=True, inputCol=FEATURE_VECTOR, outputCol=_SCALED_VECTOR
+        ).fit(to_feature_vectors(image_features))
     eigenvalues, axes = principal_axes(covariance)
     ratios = eigenvalues / eigenvalues.sum()
     chosen_k = k if k is not None else choose_k(ratios, variance_target)
