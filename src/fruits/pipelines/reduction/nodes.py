@@ -105,9 +105,9 @@ def feature_moments(image_features: DataFrame) -> tuple[int, np.ndarray, np.ndar
     Each Spark task reduces its rows to (count, mean, scatter matrix) with NumPy matrix
     products; the partial results are merged in a tree across the executors (Chan's
     parallel formula, numerically stable), so only one d x d matrix reaches the driver.
-    Spark ML's ``Correlation``/``RowMatrix`` do the same reduction with one rank-1
-    update per row: about 4x the time here, and its Java code is cold in every new
-    driver (BENCHMARKS.md).
+    Spark ML's ``Correlation`` (``RowMatrix``) does the same reduction with one rank-1
+    update of the d x d matrix per row, and needs a second pass for the variances;
+    here a whole Arrow batch is one matrix product.
 
     Returns:
         ``(n, mean, covariance)``; the covariance is the sample one (divided by n - 1).
