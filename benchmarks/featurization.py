@@ -432,15 +432,23 @@ def markdown(results: dict[str, Any]) -> str:
             "",
             "## Scaling: cost per image as the work grows (our stage, parquet output)",
             "",
-            "| images | stage s | ms/image | vs smallest | PCA fit s | k |",
-            "| ---: | ---: | ---: | ---: | ---: | ---: |",
+            "| images | stage s | ms/image | vs smallest | marginal ms/image | PCA fit s | k |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         base = results["scaling"][0]["ms_per_image"]
+        previous = None
         for row in results["scaling"]:
+            # The cost of the images added since the previous row: fixed costs cancel out.
+            marginal = "-"
+            if previous:
+                added = row["images"] - previous["images"]
+                marginal = f"{1000 * (row['seconds'] - previous['seconds']) / added:.2f}"
             lines.append(
                 f"| {row['images']} | {row['seconds']:.1f} | {row['ms_per_image']:.2f} | "
-                f"{row['ms_per_image'] / base - 1:+.0%} | {row['pca_fit_s']:.1f} | {row['k']} |"
+                f"{row['ms_per_image'] / base - 1:+.0%} | {marginal} | {row['pca_fit_s']:.1f} | "
+                f"{row['k']} |"
             )
+            previous = row
     if results.get("sizes"):
         lines += [
             "",
