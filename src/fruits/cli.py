@@ -1,7 +1,8 @@
 """Project CLI: Kedro's own ``run``, with errors the user can fix printed as one line.
 
 Kedro finds this module (``<package>.cli``) for ``kedro run`` and for the packaged
-``fruits`` entry point that spark-submit runs on EMR. Every option is Kedro's.
+``fruits`` entry point that spark-submit runs on EMR. Every option is Kedro's; only
+the default runner differs (``ThreadRunner``, see ``DEFAULT_RUNNER``).
 """
 
 from __future__ import annotations
@@ -16,9 +17,15 @@ from fruits.errors import find_input_error
 
 # Exit status of a run refused for a bad input or setting (1 stays "the job failed").
 INPUT_ERROR_EXIT_CODE = 2
+# Independent nodes run at the same time: the driver converts the backbone (TensorFlow,
+# one core) while Spark ingests the images, which takes seconds off every run
+# (BENCHMARKS.md). Spark jobs from several threads are safe; Kedro recommends
+# ThreadRunner for Spark. `--runner SequentialRunner` restores one node at a time.
+DEFAULT_RUNNER = "ThreadRunner"
 
 
 def _run(**options: Any) -> Any:
+    options["runner"] = options.get("runner") or DEFAULT_RUNNER
     try:
         return kedro_run.callback(**options)
     except Exception as error:
@@ -34,5 +41,10 @@ def cli() -> None:
     """Commands of the fruits project."""
 
 
-run = click.Command(name="run", callback=_run, params=list(kedro_run.params), help=kedro_run.help)
+run = click.Command(
+    name="run",
+    callback=_run,
+    params=list(kedro_run.params),
+    help=f"{kedro_run.help}\n\nThe default runner here is {DEFAULT_RUNNER}.",
+)
 cli.add_command(run)
