@@ -17,10 +17,11 @@ from fruits.errors import find_input_error
 
 # Exit status of a run refused for a bad input or setting (1 stays "the job failed").
 INPUT_ERROR_EXIT_CODE = 2
-# Independent nodes run at the same time: the driver converts the backbone (TensorFlow,
-# one core) while Spark ingests the images, which takes seconds off every run
-# (BENCHMARKS.md). Spark jobs from several threads are safe; Kedro recommends
-# ThreadRunner for Spark. `--runner SequentialRunner` restores one node at a time.
+# Independent nodes run at the same time (the driver converts the backbone while Spark
+# ingests the images); Spark jobs from several threads are safe, and ThreadRunner is the
+# runner Kedro recommends for concurrency with Spark. On 2 cores the gain is within the
+# machine's noise (BENCHMARKS.md lists both runners). `--runner SequentialRunner` runs
+# one node at a time.
 DEFAULT_RUNNER = "ThreadRunner"
 
 
