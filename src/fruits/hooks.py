@@ -20,6 +20,7 @@ from fruits.gdpr import require_eu_region
 from fruits.pipelines.featurization.backbone import check_backbone_settings
 from fruits.pipelines.reduction.nodes import check_pca_settings
 from fruits.refit import check_refit_policy
+from fruits.spark_listing import listed_file_count
 
 
 class SparkHooks:
@@ -85,7 +86,7 @@ def _check_raw_images(catalog) -> None:
     root = str(dataset._describe().get("filepath", "raw_images")).removeprefix("file://")
     try:
         # The source's file listing: no file is read (zero-byte ones count: they are inputs).
-        empty = not dataset.load().inputFiles()
+        empty = listed_file_count(dataset.load()) == 0
     except Exception as error:
         if _is_missing_path(error):
             raise FruitsInputError(

@@ -65,6 +65,7 @@ def test_bad_files_are_quarantined_and_the_rest_featurized(tmp_path):
         files, len(good) + len(accepted), len(rejected)
     )  # fmt: skip
     quarantined = table(data, "02_intermediate/rejected_images.parquet")
+    assert report["rejection_reasons"] == quarantined["reason"].value_counts().to_dict()
     assert sorted(quarantined["file"]) == sorted(rejected)
     for file, reason in zip(quarantined["file"], quarantined["reason"], strict=True):
         assert rejected[file] in reason

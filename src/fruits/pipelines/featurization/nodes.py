@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.functions import pandas_udf
 from pyspark.sql.types import ArrayType, FloatType, StringType, StructField, StructType
@@ -244,25 +244,17 @@ def summarize_featurization(
         RuntimeError: If accepted + rejected differs from the number of image files
             (an internal error: no file may be lost or counted twice).
     """
-    # One job: the count per outcome (accepted, or each rejection reason), each row
-    # carrying its side's total; accepted first, then the 20 most frequent reasons.
-    is_rejected = F.col("reason").isNotNull()
-    outcomes = (
-        image_features.select(F.lit(None).cast("string").alias("reason"))
-        .unionByName(rejected_images.select("reason"))
-        .groupBy("reason")
-        .count()
-        .withColumn("total", F.sum("count").over(Window.partitionBy(is_rejected)))
-        .orderBy(is_rejected, F.desc("count"))
-        .take(21)
+    # Counts of Parquet tables come from their footers; only the rejected (few) are grouped.
+    files, accepted = images.count(), image_features.count()
+    reason_counts = (
+        rejected_images.groupBy("reason").count().orderBy(F.desc("count"), "reason").take(20)
     )
-    totals = {row["reason"] is not None: row["total"] for row in outcomes}
-    files, accepted, rejected = images.count(), totals.get(False, 0), totals.get(True, 0)
+    rejected = rejected_images.count()
     if accepted + rejected != files:
         raise RuntimeError(
             f"{files} image files but {accepted} accepted + {rejected} rejected: please report."
         )
-    reasons = {row["reason"]: row["count"] for row in outcomes if row["reason"] is not None}
+    reasons = {row["reason"]: row["count"] for row in reason_counts}
     report = {
         "image_files": files,
         "accepted": accepted,

@@ -3,6 +3,8 @@
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from fruits.spark_listing import listed_files
+
 
 def _path_segment(path: Column, from_end: int) -> Column:
     """Folder name ``from_end`` levels up a path.
@@ -43,9 +45,7 @@ def _with_empty_files(raw_images: DataFrame) -> DataFrame:
     Spark's file scan skips zero-byte files, but they are inputs too (a failed upload
     is a file to report, not to lose): the source's file listing still names them.
     """
-    listed = raw_images.sparkSession.createDataFrame(
-        [(uri,) for uri in raw_images.inputFiles()], "uri string"
-    )
+    listed = listed_files(raw_images)
     # The listing gives URIs (file:///a/b%20c.jpg), the scan Hadoop paths (file:/a/b c.jpg).
     # url_decode follows form encoding (+ is a space): a URI's literal + is escaped first.
     as_path = F.url_decode(
