@@ -74,7 +74,8 @@ def featurize_images(
     interpreter or model on first use and reuses it for all its tasks.
 
     Args:
-        images: Rows with ``content_hash`` and ``content`` (encoded image bytes).
+        images: Rows with ``content_hash`` and ``content`` (encoded image bytes), one
+            per distinct content.
         backbone: The exported backbone (weights included).
         batch_size: Images per model call inside a worker.
         images_per_partition: Target Spark partition size. The partition count is
@@ -145,39 +146,40 @@ def update_feature_store(
         the CNN ran on), ``reused``, ``removed`` (gone from the raw images) and
         ``invalidated`` (cached under another backbone).
     """
-    spark = images.sparkSession
-    previous = previous_image_feature_store
-    if previous is None:
-        previous = spark.createDataFrame([], FEATURE_STORE_SCHEMA)
-    current_backbone = previous.where(F.col("backbone") == backbone.fingerprint)
-    reused = current_backbone.join(
-        images.select("content_hash").distinct(), "content_hash", "left_semi"
-    )
-    new_contents = (
-        images.select("content_hash", "content")
-        .join(reused.select("content_hash"), "content_hash", "left_anti")
-        .dropDuplicates(["content_hash"])
-    )
-    changes = _store_changes(images, previous, backbone.fingerprint)
+
+    def _featurize(contents: DataFrame, count: int) -> DataFrame:
+        return featurize_images(
+            contents, backbone, batch_size, images_per_partition, threads_per_worker, count
+        )
+
+    changes = _store_changes(images, previous_image_feature_store, backbone.fingerprint)
     logger.info(
         "Feature store: CNN on %d new image contents, %d reused, %d removed, %d invalidated.",
         changes["new"], changes["reused"], changes["removed"], changes["invalidated"],
     )  # fmt: skip
+    contents = images.select("content_hash", "content")
+    if previous_image_feature_store is None:  # a first run: no join, every content is new
+        if changes["new"] == 0:
+            return images.sparkSession.createDataFrame([], FEATURE_STORE_SCHEMA), changes
+        return _featurize(contents.dropDuplicates(["content_hash"]), changes["new"]), changes
+    reused = previous_image_feature_store.where(F.col("backbone") == backbone.fingerprint).join(
+        images.select("content_hash").distinct(), "content_hash", "left_semi"
+    )
     if changes["new"] == 0:
         return reused, changes
-    computed = featurize_images(
-        new_contents,
-        backbone,
-        batch_size,
-        images_per_partition,
-        threads_per_worker,
-        image_count=changes["new"],
-    )
-    return reused.unionByName(computed), changes
+    new_contents = contents.join(reused.select("content_hash"), "content_hash", "left_anti")
+    new_contents = new_contents.dropDuplicates(["content_hash"])
+    return reused.unionByName(_featurize(new_contents, changes["new"])), changes
 
 
-def _store_changes(images: DataFrame, previous: DataFrame, fingerprint: str) -> dict[str, int]:
-    """Counts of new, reused, removed and invalidated contents, in two small jobs."""
+def _store_changes(
+    images: DataFrame, previous: DataFrame | None, fingerprint: str
+) -> dict[str, int]:
+    """Counts of new, reused, removed and invalidated contents, in one or two small jobs."""
+    distinct = images.select("content_hash").distinct()
+    if previous is None:  # a first run: every content is new
+        new = distinct.count()
+        return {"new": new, "reused": 0, "removed": 0, "invalidated": 0}
     in_store = previous.agg(
         F.count("*").alias("stored"),
         F.count_if(F.col("backbone") == fingerprint).alias("cached"),
@@ -186,9 +188,7 @@ def _store_changes(images: DataFrame, previous: DataFrame, fingerprint: str) -> 
         "content_hash", F.lit(True).alias("cached")
     )
     in_images = (
-        images.select("content_hash")
-        .distinct()
-        .join(cached_hashes, "content_hash", "left")
+        distinct.join(cached_hashes, "content_hash", "left")
         .agg(F.count("*").alias("distinct"), F.count("cached").alias("reused"))
         .first()
     )
