@@ -243,21 +243,34 @@ def tuning_rows(
         ("threads_per_worker 2", backbone, {"threads_per_worker": 2}),
         ("images_per_partition 256", backbone, {"images_per_partition": 256}),
         ("images_per_partition 1024", backbone, {"images_per_partition": 1024}),
-        (SPARK_FILE_OPEN_COST_ROW, backbone, {}),
+        *((name, backbone, {}) for name in SPARK_SETTING_ROWS),
     ]
     rows = []
     for name, variant_backbone, overrides in variants[:2] if quick else variants:
-        open_cost = spark.conf.get("spark.sql.files.openCostInBytes")
-        if name == SPARK_FILE_OPEN_COST_ROW:
-            spark.conf.set("spark.sql.files.openCostInBytes", str(4 * 2**20))
+        key, value = SPARK_SETTING_ROWS.get(name, (None, None))
+        if key:
+            project_value = spark.conf.get(key)
+            spark.conf.set(key, value)
         rate = n / our_stage(spark, roots, variant_backbone, workdir / "tuning", **overrides)
-        spark.conf.set("spark.sql.files.openCostInBytes", open_cost)
+        if key:
+            spark.conf.set(key, project_value)
         rows.append({"setting": name, "images_per_s": rate})
         print(f"tuning {name:>28}: {rate:7.1f} images/s", flush=True)
     return rows
 
 
-SPARK_FILE_OPEN_COST_ROW = "spark.sql.files.openCostInBytes 4 MB (Spark's default)"
+# Spark settings of conf/ compared with another value (row name: key, value).
+SPARK_SETTING_ROWS: dict[str, tuple[str, str]] = {
+    "spark.sql.files.openCostInBytes 4 MB (Spark's default)": (
+        "spark.sql.files.openCostInBytes",
+        str(4 * 2**20),
+    ),
+    "arrow.maxRecordsPerBatch 64": ("spark.sql.execution.arrow.maxRecordsPerBatch", "64"),
+    "arrow.maxRecordsPerBatch 10000 (Spark's default)": (
+        "spark.sql.execution.arrow.maxRecordsPerBatch",
+        "10000",
+    ),
+}
 
 
 def pipeline_parameters() -> dict[str, Any]:
