@@ -2,6 +2,7 @@
 
 import io
 import shutil
+from dataclasses import replace
 
 import keras
 import numpy as np
@@ -115,6 +116,21 @@ def test_embedder_is_built_once_per_process_and_token(monkeypatch):
     assert builds == [exported] and len(loader_calls) == 1
     assert backbone.cached_embedder("run-2", loader, 1) is not first
     assert len(builds) == 2
+
+
+def test_backbone_is_broadcast_once_per_application_and_fingerprint(spark, monkeypatch):
+    monkeypatch.setattr(nodes, "_backbone_broadcasts", {})
+    context = spark.sparkContext
+    first = backbone.PortableBackbone("keras", 96, [np.zeros(3)], "fingerprint-a")
+    broadcast = nodes._broadcast_backbone(context, first)
+    assert nodes._broadcast_backbone(context, first) is broadcast
+    changed = nodes._broadcast_backbone(context, replace(first, fingerprint="fingerprint-b"))
+    assert changed is not broadcast and changed.value.fingerprint == "fingerprint-b"
+    assert list(nodes._backbone_broadcasts.values()) == [changed]  # the stale one released
+    anonymous = replace(first, fingerprint="")
+    assert nodes._broadcast_backbone(context, anonymous) is not nodes._broadcast_backbone(
+        context, anonymous
+    )
 
 
 @pytest.fixture(scope="module")

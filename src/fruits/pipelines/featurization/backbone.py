@@ -274,7 +274,7 @@ def cached_embedder(
     """Return this process's embedder for ``token``, building it on first use only.
 
     Args:
-        token: Identifies the backbone (one per pipeline run).
+        token: Identifies the backbone and threads (its fingerprint, or one per run).
         backbone_loader: Called once, on first use, to obtain the backbone (reads the
             Spark broadcast variable).
         threads: CPU threads for inference in this process.

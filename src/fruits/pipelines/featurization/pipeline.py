@@ -51,7 +51,13 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 func=summarize_featurization,
-                inputs=["images", "image_features", "rejected_images", "feature_store_changes"],
+                inputs=[
+                    "images",
+                    "image_features",
+                    "rejected_images",
+                    "image_feature_store",
+                    "feature_store_changes",
+                ],
                 outputs="featurization_report",
                 name="summarize_featurization",
             ),
