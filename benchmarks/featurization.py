@@ -4,7 +4,7 @@ Everything runs in one invocation, on the same images and cores, so that the rat
 hold even on a machine whose speed drifts (shared cloud cores do). Writes
 ``benchmarks/results.json`` and ``BENCHMARKS.md``.
 
-    .venv/bin/python benchmarks/featurization.py            # the full benchmark (~20 min)
+    .venv/bin/python benchmarks/featurization.py            # the full benchmark (~35 min)
     .venv/bin/python benchmarks/featurization.py --quick    # 1,000 images, no scaling/sizes
 """
 
@@ -191,11 +191,18 @@ def warm_up(spark, root: Path, backbone: Any, workdir: Path) -> None:
 
 
 def our_stage(spark, roots: list[Path], backbone: Any, output: Path, **overrides: int) -> float:
-    """(c) The pipeline's ingestion and featurization nodes, from the raw files.
+    """(c) The pipeline's ingestion and featurization nodes, from the raw files: seconds."""
+    return sum(stage_seconds(spark, roots, backbone, output, **overrides))
 
-    As ``kedro run`` does: ``images`` written to Parquet and read back, the feature
-    store computed (no previous one: every image is new), ``image_features``
-    published and written to ``output/image_features.parquet``. ``overrides``
+
+def stage_seconds(
+    spark, roots: list[Path], backbone: Any, output: Path, **overrides: int
+) -> tuple[float, float, float]:
+    """Our stage, as ``kedro run`` does it: seconds of its three steps.
+
+    Ingestion writes ``images`` to Parquet; the feature store step reads it back, runs
+    the CNN (no previous store: every image is new) and writes the store; publishing
+    writes ``image_features`` to ``output/image_features.parquet``. ``overrides``
     replace the featurization parameters of conf/base (the defaults).
     """
     from fruits.pipelines.featurization.nodes import (  # noqa: PLC0415
@@ -213,13 +220,15 @@ def our_stage(spark, roots: list[Path], backbone: Any, output: Path, **overrides
     images_path = str(output / "images.parquet")
     images = build_image_table(read_raw(spark, roots), params["ingestion"]["split_folders"])
     images.write.mode("overwrite").parquet(images_path)
+    ingested = time.perf_counter()
     images = spark.read.parquet(images_path)
     store, _ = update_feature_store(images, None, backbone, **settings)
     store_path = str(output / "image_feature_store.parquet")
     store.write.mode("overwrite").parquet(store_path)
+    stored = time.perf_counter()
     image_features, _ = publish_features(images, spark.read.parquet(store_path), backbone)
     image_features.write.mode("overwrite").parquet(str(output / "image_features.parquet"))
-    return time.perf_counter() - start
+    return ingested - start, stored - ingested, time.perf_counter() - stored
 
 
 def tuning_rows(
@@ -495,36 +504,7 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{row['images_per_s'] / base:.2f}x |"
             )
     if results.get("scaling"):
-        lines += [
-            "",
-            "## Scaling: cost per image as the work grows (our stage, parquet output)",
-            "",
-            "| images | stage s | ms/image | vs smallest | marginal ms/image | PCA fit s | k |",
-            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-        ]
-        base = results["scaling"][0]["ms_per_image"]
-        previous = None
-        for row in results["scaling"]:
-            # The cost of the images added since the previous row: fixed costs cancel out.
-            marginal = "-"
-            if previous:
-                added = row["images"] - previous["images"]
-                marginal = f"{1000 * (row['seconds'] - previous['seconds']) / added:.2f}"
-            lines.append(
-                f"| {row['images']} | {row['seconds']:.1f} | {row['ms_per_image']:.2f} | "
-                f"{row['ms_per_image'] / base - 1:+.0%} | {marginal} | {row['pca_fit_s']:.1f} | "
-                f"{row['k']} |"
-            )
-            previous = row
-        # seconds = fixed + n x per-image, fitted through the rows: what a run costs
-        # before its first image (job planning, shuffles, Parquet commits, Python workers).
-        n = [row["images"] for row in results["scaling"]]
-        per_image, fixed = np.polyfit(n, [row["seconds"] for row in results["scaling"]], 1)
-        lines += [
-            "",
-            f"A line through the rows: {fixed:.2f} s per stage run plus "
-            f"{1000 * per_image:.2f} ms per image.",
-        ]
+        lines += scaling_markdown(results["scaling"])
     if results.get("sizes"):
         lines += [
             "",
@@ -540,6 +520,57 @@ def markdown(results: dict[str, Any]) -> str:
             )
     lines += ["", EMR_SIZING.format(**results["emr"]), ""]
     return "\n".join(lines)
+
+
+SCALING_SPANS = {
+    "feature_store": "feature store (CNN job, store written)",
+    "featurization": "featurization (+ `image_features` published)",
+    "stage": "stage (+ ingestion from the raw files, row (c))",
+}
+
+
+def scaling_markdown(scaling: list[dict[str, Any]]) -> list[str]:
+    """The scaling table: ms per image of each size, against the largest size's."""
+    largest = scaling[-1]
+    lines = [
+        "",
+        "## Scaling: cost per image as the work grows",
+        "",
+        "Three spans of our stage, each containing the previous one: "
+        + "; ".join(SCALING_SPANS.values())
+        + f". Each size is run {len(largest['runs_stage_s'])} times, the sizes in turn "
+        "(1,000, 4,750, ~20,000, 1,000, ...); medians. \"vs largest\": ms per image against "
+        "the largest run's.",
+        "",
+        "| images | "
+        + " | ".join(f"{span.replace('_', ' ')} ms/image | vs largest" for span in SCALING_SPANS)
+        + " | PCA fit s | k |",
+        "| ---: " * (2 + 2 * len(SCALING_SPANS)) + "| ---: |",
+    ]  # fmt: skip
+    for row in scaling:
+        cells = [str(row["images"])]
+        for span in SCALING_SPANS:
+            ms = 1000 * row[f"{span}_s"] / row["images"]
+            largest_ms = 1000 * largest[f"{span}_s"] / largest["images"]
+            cells += [f"{ms:.2f}", f"{ms / largest_ms - 1:+.0%}"]
+        cells += [f"{row['pca_fit_s']:.1f}", str(row["k"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    # seconds = fixed + n x per-image, fitted through the rows: what a run costs
+    # before its first image (job planning, shuffles, Parquet commits).
+    n = [row["images"] for row in scaling]
+    lines += ["", "A line through the rows (seconds = fixed + n x per image):", ""]
+    for span in SCALING_SPANS:
+        per_image, fixed = np.polyfit(n, [row[f"{span}_s"] for row in scaling], 1)
+        lines.append(f"- {span}: {fixed:.2f} s + {1000 * per_image:.2f} ms per image")
+    lines += ["", "Runs, seconds (feature store; featurization; stage):", ""]
+    for row in scaling:
+        lines.append(
+            f"- {row['images']}: "
+            + "; ".join(
+                ", ".join(f"{s:.2f}" for s in row[f"runs_{span}_s"]) for span in SCALING_SPANS
+            )
+        )
+    return lines
 
 
 EMR_SIZING = """## EMR sizing, from the measured per-core throughput
@@ -585,20 +616,49 @@ def parse_args() -> argparse.Namespace:
 
 
 def scaling_rows(spark, args: argparse.Namespace, backbone: Any, workdir: Path) -> list[dict]:
-    """Our stage on 1,000, all of --images, and --images + --more-images; PCA fit on each."""
-    rows = []
+    """Our stage on 1,000, all of --images, and --images + --more-images; PCA fit on each.
+
+    The sizes are run in turn, SCALING_ROUNDS times (the cores' speed drifts within
+    minutes: each size sees the same drift), and the median of each is kept.
+    """
     subset = copy_subset(image_files([args.images], 1000), [args.images], workdir / "n1000")
-    for roots in ([subset], [args.images], [args.images, args.more_images]):
-        n = len(image_files(roots))
-        output = workdir / f"stage_{n}"
-        seconds = our_stage(spark, roots, backbone, output)
-        pca_s, k = pca_fit_seconds(spark, output / "image_features.parquet")
-        rows.append(
-            {"images": n, "seconds": seconds, "ms_per_image": 1000 * seconds / n,
-             "pca_fit_s": pca_s, "k": k}
-        )  # fmt: skip
-        print(f"scaling {n:>6}: {1000 * seconds / n:.2f} ms/image, PCA fit {pca_s:.1f} s")
+    sizes = [[subset], [args.images], [args.images, args.more_images]]
+    runs: dict[int, list[tuple[float, float, float]]] = {}
+    for round_ in range(SCALING_ROUNDS):
+        for roots in sizes:
+            n = len(image_files(roots))
+            steps = stage_seconds(spark, roots, backbone, workdir / f"stage_{n}")
+            runs.setdefault(n, []).append(steps)
+            ms = [1000 * cumulative / n for cumulative in scaling_spans(steps).values()]
+            print(
+                f"scaling round {round_ + 1} {n:>6}: feature store {ms[0]:.2f}, featurization "
+                f"{ms[1]:.2f}, stage {ms[2]:.2f} ms/image", flush=True,
+            )  # fmt: skip
+    rows = []
+    for n, timings in runs.items():
+        pca_s, k = pca_fit_seconds(spark, workdir / f"stage_{n}" / "image_features.parquet")
+        spans = [scaling_spans(steps) for steps in timings]
+        row: dict[str, Any] = {"images": n, "pca_fit_s": pca_s, "k": k}
+        for span in spans[0]:
+            row[f"{span}_s"] = float(np.median([s[span] for s in spans]))
+            row[f"runs_{span}_s"] = [s[span] for s in spans]
+        rows.append(row)
+        print(f"scaling {n:>6}: PCA fit {pca_s:.1f} s, k {k}")
     return rows
+
+
+def scaling_spans(steps: tuple[float, float, float]) -> dict[str, float]:
+    """The spans of the scaling table, from (ingestion, feature store, publish) seconds."""
+    ingestion, feature_store, publish = steps
+    return {
+        "feature_store": feature_store,
+        "featurization": feature_store + publish,
+        "stage": ingestion + feature_store + publish,
+    }
+
+
+# Rounds of the scaling rows (each round runs every size once).
+SCALING_ROUNDS = 3
 
 
 def size_rows(spark, args: argparse.Namespace, weights: list[np.ndarray], workdir: Path) -> list:
