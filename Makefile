@@ -48,7 +48,8 @@ run: setup
 	$(BIN)/kedro run --env local --params=$(WEIGHTS_PARAMS)$(if $(PARAMS),$(comma)$(PARAMS))
 
 test: setup $(CHROMIUM)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/pytest
 
 # Featurization benchmark: writes BENCHMARKS.md and benchmarks/results.json (ARGS=--quick: 1,000 images).
