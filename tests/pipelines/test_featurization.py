@@ -207,3 +207,20 @@ def test_partition_count_is_whole_waves_of_the_target_size(
     partitions = nodes._partition_count(images, per_partition, cores)
     assert partitions == expected
     assert partitions % cores == 0
+
+
+def test_embedding_batch_keeps_each_row_with_its_image():
+    import pyarrow as pa  # noqa: PLC0415
+
+    first, third = np.full(1280, 1.5, np.float32), np.arange(1280, dtype=np.float32)
+    results = [(first, None), (None, "corrupt or truncated image"), (third, None), (None, "x")]
+    hashes = pa.array(["a", "b", "c", "d"])
+
+    batch = nodes._embedding_batch(hashes, results).to_pydict()
+
+    assert batch["content_hash"] == ["a", "b", "c", "d"]
+    assert batch["rejection"] == [None, "corrupt or truncated image", None, "x"]
+    assert batch["features"][1] is None and batch["features"][3] is None
+    np.testing.assert_array_equal(batch["features"][0], first)
+    np.testing.assert_array_equal(batch["features"][2], third)
+    assert nodes._embedding_batch(hashes[:0], []).num_rows == 0
