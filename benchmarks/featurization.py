@@ -20,7 +20,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -504,7 +505,7 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{row['images_per_s'] / base:.2f}x |"
             )
     if results.get("scaling"):
-        lines += scaling_markdown(results["scaling"])
+        lines += scaling_markdown(results["scaling"], results.get("job_latency_ms"))
     if results.get("sizes"):
         lines += [
             "",
@@ -529,7 +530,9 @@ SCALING_SPANS = {
 }
 
 
-def scaling_markdown(scaling: list[dict[str, Any]]) -> list[str]:
+def scaling_markdown(
+    scaling: list[dict[str, Any]], job_latency: dict[str, float] | None
+) -> list[str]:
     """The scaling table: ms per image of each size, against the largest size's."""
     largest = scaling[-1]
     lines = [
@@ -562,6 +565,15 @@ def scaling_markdown(scaling: list[dict[str, Any]]) -> list[str]:
     for span in SCALING_SPANS:
         per_image, fixed = np.polyfit(n, [row[f"{span}_s"] for row in scaling], 1)
         lines.append(f"- {span}: {fixed:.2f} s + {1000 * per_image:.2f} ms per image")
+    if job_latency and "jobs" in largest:
+        lines += [
+            "",
+            f"Where the fixed part comes from: one run of the stage is "
+            f"{largest['jobs']} Spark jobs (listing, Parquet writes and schema reads, counts, "
+            f"shuffles, broadcasts, the CNN), and on these cores a job that does nothing takes "
+            f"{job_latency['jvm']:.0f} ms ({job_latency['python']:.0f} ms through a Python "
+            f"worker, {job_latency['shuffle']:.0f} ms with a shuffle).",
+        ]
     lines += ["", "Runs, seconds (feature store; featurization; stage):", ""]
     for row in scaling:
         lines.append(
@@ -615,6 +627,42 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def spark_job_latency(spark, repeats: int = 7) -> dict[str, float]:
+    """Milliseconds of Spark jobs that do (almost) nothing: the floor under every job.
+
+    Medians over ``repeats`` of three jobs on a cached two-partition table: JVM only;
+    through a Python worker (mapInArrow, like the CNN); after a shuffle.
+    """
+    table = spark.range(0, 1000, 1, 2).cache()
+    table.count()
+
+    def same_batches(batches: Iterator[Any]) -> Iterator[Any]:
+        yield from batches
+
+    jobs = {
+        "jvm": table.selectExpr("id + 1 AS id"),
+        "python": table.mapInArrow(same_batches, table.schema),
+        "shuffle": table.repartition(2),
+    }
+    latency = {}
+    for name, frame in jobs.items():
+        timed_noop_write(frame)  # warm
+        latency[name] = 1000 * float(np.median([timed_noop_write(frame) for _ in range(repeats)]))
+    table.unpersist()
+    return latency
+
+
+def stage_job_count(spark, run: Callable[[], Any]) -> tuple[Any, int]:
+    """``run()``'s result, and how many Spark jobs it ran."""
+    group = f"bench-{time.monotonic_ns()}"
+    spark.sparkContext.setJobGroup(group, "benchmark")
+    try:
+        result = run()
+    finally:
+        spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)
+    return result, len(spark.sparkContext.statusTracker().getJobIdsForGroup(group))
+
+
 def scaling_rows(spark, args: argparse.Namespace, backbone: Any, workdir: Path) -> list[dict]:
     """Our stage on 1,000, all of --images, and --images + --more-images; PCA fit on each.
 
@@ -624,11 +672,14 @@ def scaling_rows(spark, args: argparse.Namespace, backbone: Any, workdir: Path) 
     subset = copy_subset(image_files([args.images], 1000), [args.images], workdir / "n1000")
     sizes = [[subset], [args.images], [args.images, args.more_images]]
     runs: dict[int, list[tuple[float, float, float]]] = {}
+    job_counts: dict[int, int] = {}
     for round_ in range(SCALING_ROUNDS):
         for roots in sizes:
             n = len(image_files(roots))
-            steps = stage_seconds(spark, roots, backbone, workdir / f"stage_{n}")
+            stage = partial(stage_seconds, spark, roots, backbone, workdir / f"stage_{n}")
+            steps, jobs = stage_job_count(spark, stage)
             runs.setdefault(n, []).append(steps)
+            job_counts[n] = jobs
             ms = [1000 * cumulative / n for cumulative in scaling_spans(steps).values()]
             print(
                 f"scaling round {round_ + 1} {n:>6}: feature store {ms[0]:.2f}, featurization "
@@ -638,7 +689,7 @@ def scaling_rows(spark, args: argparse.Namespace, backbone: Any, workdir: Path) 
     for n, timings in runs.items():
         pca_s, k = pca_fit_seconds(spark, workdir / f"stage_{n}" / "image_features.parquet")
         spans = [scaling_spans(steps) for steps in timings]
-        row: dict[str, Any] = {"images": n, "pca_fit_s": pca_s, "k": k}
+        row: dict[str, Any] = {"images": n, "pca_fit_s": pca_s, "k": k, "jobs": job_counts[n]}
         for span in spans[0]:
             row[f"{span}_s"] = float(np.median([s[span] for s in spans]))
             row[f"runs_{span}_s"] = [s[span] for s in spans]
@@ -730,6 +781,8 @@ def main() -> None:
         spark, [main_root], weights, backbone, len(files), args.quick, workdir
     )
     if not args.quick:
+        results["job_latency_ms"] = spark_job_latency(spark)
+        print("empty Spark jobs, ms:", results["job_latency_ms"], flush=True)
         results["scaling"] = scaling_rows(spark, args, backbone, workdir)
         results["sizes"] = size_rows(spark, args, weights, workdir)
     spark.stop()
