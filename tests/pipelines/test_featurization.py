@@ -1,7 +1,9 @@
 """Featurization: preprocessing, the once-per-worker model, the weights dataset, the node."""
 
+import gc
 import io
 import shutil
+import weakref
 from dataclasses import replace
 
 import keras
@@ -116,6 +118,25 @@ def test_embedder_is_built_once_per_process_and_token(monkeypatch):
     assert builds == [exported] and len(loader_calls) == 1
     assert backbone.cached_embedder("run-2", loader, 1) is not first
     assert len(builds) == 2
+
+
+def test_embedder_is_left_out_of_the_collections_spark_runs_between_tasks(monkeypatch):
+    class Model:  # an instance with a __dict__: tracked by the garbage collector
+        def __init__(self) -> None:
+            self.graph = self  # a reference cycle, like a real model's: only gc frees it
+
+    monkeypatch.setattr(backbone, "_embedders", {})
+    monkeypatch.setattr(backbone, "load_embedder", lambda b, threads: Model())
+    try:
+        first = backbone.cached_embedder("run-1", lambda: None, 1)
+        assert not any(tracked is first for tracked in gc.get_objects())  # frozen
+        replaced = weakref.ref(first)
+        del first
+        second = backbone.cached_embedder("run-2", lambda: None, 1)
+        assert replaced() is None  # unfrozen when replaced, then collected
+        assert not any(tracked is second for tracked in gc.get_objects())
+    finally:
+        gc.unfreeze()
 
 
 def test_backbone_is_broadcast_once_per_application_and_fingerprint(spark, monkeypatch):

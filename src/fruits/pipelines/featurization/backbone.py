@@ -16,6 +16,7 @@ network once per process, embed in batches.
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import io
 from collections.abc import Callable, Iterable, Iterator
@@ -281,7 +282,14 @@ def cached_embedder(
     """
     if token not in _embedders:
         _embedders.clear()
+        gc.unfreeze()  # what the replaced embedder leaves behind can be collected again
         _embedders[token] = load_embedder(backbone_loader(), threads)
+        # Spark's Python daemon runs a full gc.collect() after every task of a reused
+        # worker, and the next task waits for it: 26 ms with LiteRT loaded, 220 ms once
+        # TensorFlow is (runtime keras). Frozen, the long-lived objects (modules, the
+        # model) are skipped by those collections: about 0 ms.
+        gc.collect()
+        gc.freeze()
     return _embedders[token]
 
 
