@@ -21,7 +21,6 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, FloatType, StringType, StructField, StructType
 
 from fruits.pipelines.featurization.backbone import (
-    FEATURE_DIM,
     PortableBackbone,
     cached_embedder,
     check_backbone_settings,
@@ -144,7 +143,9 @@ def _embedding_batch(
     values = np.concatenate(accepted) if accepted else np.empty(0, dtype=np.float32)
     # A rejected image has no features: a null list, of length 0 in the offsets.
     offsets = np.zeros(len(results) + 1, dtype=np.int32)
-    np.cumsum(np.where(rejected, 0, FEATURE_DIM), out=offsets[1:])
+    np.cumsum(
+        [0 if features is None else len(features) for features, _ in results], out=offsets[1:]
+    )
     features = pa.ListArray.from_arrays(
         pa.array(offsets), pa.array(values, type=pa.float32()), mask=pa.array(rejected)
     )
