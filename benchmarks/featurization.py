@@ -568,9 +568,9 @@ def scaling_markdown(
     if job_latency:
         lines += [
             "",
-            "Where the fixed part comes from: each run of the stage is a dozen Spark jobs "
-            '("Spark jobs": listing, Parquet writes and schema reads, counts, shuffles, '
-            "broadcasts, the CNN), and on these cores a job that does nothing takes "
+            "Where the fixed part comes from: each run of the stage is about a dozen Spark "
+            'jobs ("Spark jobs": Parquet writes, the CNN\'s among them, schema reads, a count, '
+            "shuffles, broadcasts for joins), and on these cores a job that does nothing takes "
             f"{job_latency['jvm']:.0f} ms ({job_latency['python']:.0f} ms through a Python "
             f"worker, {job_latency['shuffle']:.0f} ms with a shuffle; medians).",
         ]
