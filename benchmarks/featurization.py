@@ -4,7 +4,7 @@ Everything runs in one invocation, on the same images and cores, so that the rat
 hold even on a machine whose speed drifts (shared cloud cores do). Writes
 ``benchmarks/results.json`` and ``BENCHMARKS.md``.
 
-    .venv/bin/python benchmarks/featurization.py            # the full benchmark (~35 min)
+    .venv/bin/python benchmarks/featurization.py            # the full benchmark (20-35 min)
     .venv/bin/python benchmarks/featurization.py --quick    # 1,000 images, no scaling/sizes
 """
 

@@ -198,24 +198,33 @@ def test_featurize_images_node_matches_keras(
     for path in REAL_IMAGES:
         (tmp_path / "Test" / path.parent.name).mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, tmp_path / "Test" / path.parent.name / path.name)
+    # Two real JPEGs cut short: rejected rows among accepted ones in the same batches.
+    for path in REAL_IMAGES[:2]:
+        broken = tmp_path / "Test" / path.parent.name / f"truncated_{path.name}"
+        broken.write_bytes(path.read_bytes()[:300])
     raw = spark.read.format("binaryFile").option("recursiveFileLookup", True).load(str(tmp_path))
     images = build_image_table(raw, ["Training", "Test"])
 
     prepared = prepare_backbone(weights, "mobilenet_v2", 224, runtime)
     features = featurize_images(
-        images, prepared, batch_size=4, images_per_partition=2, threads_per_worker=1
+        images, prepared, batch_size=4, images_per_partition=4, threads_per_worker=1
     )
     assert features.columns == ["content_hash", "backbone", "features", "rejection"]
-    # 6 images at 2 per partition: 3, rounded up to whole waves over the session's cores.
+    # 8 images at 4 per partition: 2, rounded up to whole waves over the session's cores.
     cores = images.sparkSession.sparkContext.defaultParallelism
-    assert features.rdd.getNumPartitions() == cores * -(-3 // cores)
+    assert features.rdd.getNumPartitions() == cores * -(-2 // cores)
     by_hash = {row.content_hash: row for row in features.collect()}
     rows = sorted(images.select("path", "content_hash").collect(), key=lambda row: row.path)
-    reference = keras_reference_features(keras_reference_model, [local_path(r.path) for r in rows])
-    ours = np.array([by_hash[row.content_hash].features for row in rows])
+    good = [row for row in rows if "truncated_" not in row.path]
+    reference = keras_reference_features(keras_reference_model, [local_path(r.path) for r in good])
+    ours = np.array([by_hash[row.content_hash].features for row in good])
     assert np.abs(ours - reference).max() <= 1e-4
     assert {row.backbone for row in by_hash.values()} == {prepared.fingerprint}
-    assert {row.rejection for row in by_hash.values()} == {None}
+    assert {by_hash[row.content_hash].rejection for row in good} == {None}
+    for row in rows:
+        if "truncated_" in row.path:
+            assert by_hash[row.content_hash].features is None
+            assert "corrupt or truncated" in by_hash[row.content_hash].rejection
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,7 @@ from pyspark import SparkContext
 from pyspark.broadcast import Broadcast
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import to_arrow_schema
 from pyspark.sql.types import ArrayType, FloatType, StringType, StructField, StructType
 
 from fruits.pipelines.featurization.backbone import (
@@ -47,13 +48,7 @@ _EMBEDDING = StructType(
         StructField("rejection", StringType()),
     ]
 )
-_EMBEDDING_ARROW = pa.schema(
-    [
-        ("content_hash", pa.string()),
-        ("features", pa.list_(pa.float32())),
-        ("rejection", pa.string()),
-    ]
-)
+_EMBEDDING_ARROW = to_arrow_schema(_EMBEDDING)
 
 # The latest backbone broadcast, by (Spark application, fingerprint). A session that runs
 # the pipeline again (a notebook, the tests, the benchmark) reuses it: the workers keep
@@ -147,7 +142,10 @@ def _embedding_batch(
         [0 if features is None else len(features) for features, _ in results], out=offsets[1:]
     )
     features = pa.ListArray.from_arrays(
-        pa.array(offsets), pa.array(values, type=pa.float32()), mask=pa.array(rejected)
+        pa.array(offsets),
+        pa.array(values, type=pa.float32()),
+        type=_EMBEDDING_ARROW.field("features").type,
+        mask=pa.array(rejected),
     )
     rejections = pa.array([rejection for _, rejection in results], type=pa.string())
     return pa.RecordBatch.from_arrays(
