@@ -5,11 +5,11 @@ BIN := $(VENV)/bin
 export KEDRO_DISABLE_TELEMETRY := true
 
 # Machines without internet cannot download the official ImageNet weights; when the
-# offline copy of this workspace is present, use it (and check its sha256).
+# offline copy of this workspace is present, use it (the weights dataset checks a file of
+# that name against its known sha256).
 OFFLINE_WEIGHTS := $(abspath ../shared/models/mobilenet_v2_1.0_224_no_top.reconstructed.h5)
-OFFLINE_WEIGHTS_SHA256 := 71e4c4ec4aa24c9c951b9265d6de42e1336dcf614c2214fa6a989208615e232c
 ifneq ($(wildcard $(OFFLINE_WEIGHTS)),)
-WEIGHTS_PARAMS := weights_source=$(OFFLINE_WEIGHTS),weights_sha256=$(OFFLINE_WEIGHTS_SHA256)
+WEIGHTS_PARAMS := weights_source=$(OFFLINE_WEIGHTS)
 else
 WEIGHTS_PARAMS := weights_source=imagenet
 endif

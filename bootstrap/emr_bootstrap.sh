@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # EMR bootstrap action: the project's Python environment on every node of the cluster.
 #
-#   emr_bootstrap.sh s3://<bucket>/<prefix>/artifacts
+#   emr_bootstrap.sh s3://<bucket>/<prefix>/artifacts [venv dir, default /opt/fruits/venv]
 #
-# Installs Python 3.11 (EMR 7's default is 3.9), a virtual environment in /opt/fruits/venv
+# Installs Python 3.11 (EMR 7's default is 3.9), a virtual environment (python_env in
+# conf/emr/globals.yml, passed by `fruits-emr`)
 # with the exact pins of requirements-emr.txt (generated from requirements.lock, without
 # pyspark and py4j: EMR provides Spark), then the project's wheel. Safe to run again: it
 # skips what is already in place. The cluster's spark-env sets PYSPARK_PYTHON to this venv.
 set -euo pipefail
 
 ARTIFACTS="${1:?usage: emr_bootstrap.sh s3://bucket/prefix/artifacts}"
-VENV=/opt/fruits/venv
+VENV="${2:-/opt/fruits/venv}"
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 

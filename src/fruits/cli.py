@@ -1,4 +1,4 @@
-"""Project CLI: Kedro's own ``run``, with errors the user can fix printed as one line.
+"""Project CLI: Kedro's own ``run``, with errors the user can fix printed as one line each.
 
 Kedro finds this module (``<package>.cli``) for ``kedro run`` and for the packaged
 ``fruits`` entry point that spark-submit runs on EMR. Every option is Kedro's; only
@@ -7,11 +7,13 @@ the default runner differs (``ThreadRunner``, see ``DEFAULT_RUNNER``).
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Any
 
 import click
 from kedro.framework.cli.project import run as kedro_run
+from kedro.validation import ParameterValidationError
 
 from fruits.errors import find_input_error
 
@@ -23,6 +25,22 @@ INPUT_ERROR_EXIT_CODE = 2
 # machine's noise (BENCHMARKS.md lists both runners). `--runner SequentialRunner` runs
 # one node at a time.
 DEFAULT_RUNNER = "ThreadRunner"
+# Kedro lists each parameter that fails validation as "- Parameter 'x': Failed to
+# instantiate X for parameter 'x': <our message>"; the message (fruits.params) is enough.
+_KEDRO_PARAMETER_PREFIX = re.compile(
+    r"^- Parameter '[^']*': (Failed to instantiate \w+ for parameter '[^']*': )?"
+)
+
+
+def user_errors(error: BaseException) -> list[str]:
+    """The lines to print for an error the user can fix; empty for any other error."""
+    input_error = find_input_error(error)
+    if input_error is not None:
+        return [str(input_error)]
+    if isinstance(error, ParameterValidationError):
+        lines = str(error).splitlines()
+        return [_KEDRO_PARAMETER_PREFIX.sub("", line) for line in lines if line.startswith("- ")]
+    return []
 
 
 def _run(**options: Any) -> Any:
@@ -30,10 +48,11 @@ def _run(**options: Any) -> Any:
     try:
         return kedro_run.callback(**options)
     except Exception as error:
-        input_error = find_input_error(error)
-        if input_error is None:
+        lines = user_errors(error)
+        if not lines:
             raise
-        click.echo(f"fruits: error: {input_error}", err=True)
+        for line in lines:
+            click.echo(f"fruits: error: {line}", err=True)
         sys.exit(INPUT_ERROR_EXIT_CODE)
 
 

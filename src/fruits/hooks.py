@@ -12,15 +12,9 @@ from kedro.framework.context import KedroContext
 from kedro.framework.hooks import hook_impl
 from kedro.pipeline import Node, Pipeline
 from pyspark import SparkConf
-from pyspark.errors import AnalysisException
 from pyspark.sql import SparkSession
 
-from fruits.errors import FruitsInputError
 from fruits.gdpr import require_eu_region
-from fruits.pipelines.featurization.backbone import check_backbone_settings
-from fruits.pipelines.reduction.nodes import check_pca_settings
-from fruits.refit import check_refit_policy
-from fruits.spark_listing import listed_file_count
 
 
 class SparkHooks:
@@ -48,65 +42,22 @@ class SparkHooks:
 
 
 class InputChecks:
-    """Refuse a run whose inputs or parameters are bad before any node writes anything.
+    """Refuse a run whose inputs are unusable before any node writes anything.
 
-    Checks what the pipeline being run uses: featurization and reduction parameters,
-    the raw image root (exists, holds image files), and the weights file (exists,
-    matches its sha256). Each failure is one ``FruitsInputError`` line.
+    Every input dataset of the pipeline being run that has a ``verify()`` method is
+    verified (the weights file exists and matches its sha256; the raw image folder
+    exists and holds image files): a dataset that can be checked says so itself.
+    Parameters are validated earlier, when Kedro builds the run's catalog
+    (``fruits.params``). Each failure is one ``FruitsInputError`` line.
     """
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline, catalog) -> None:
-        """Check parameters first (no I/O), then the weights, then the raw images."""
-        inputs = pipeline.inputs()
-
-        def param(name: str) -> Any:  # exactly what the nodes receive
-            return catalog.load(f"params:{name}")
-
-        if "params:featurization.backbone" in inputs:
-            check_backbone_settings(
-                param("featurization.backbone"),
-                param("featurization.input_size"),
-                param("featurization.runtime"),
-            )
-        if "params:reduction.variance_target" in inputs:
-            check_pca_settings(
-                param("reduction.variance_target"), param("reduction.k"), param("reduction.refit")
-            )
-        if "params:classification.refit" in inputs:
-            check_refit_policy("classification.refit", param("classification.refit"))
-        if "backbone_weights" in inputs:
-            catalog.get("backbone_weights").verify()
-        if "raw_images" in inputs:
-            _check_raw_images(catalog)
-
-
-def _check_raw_images(catalog) -> None:
-    dataset = catalog.get("raw_images")
-    root = str(dataset._describe().get("filepath", "raw_images")).removeprefix("file://")
-    try:
-        # The source's file listing: no file is read (zero-byte ones count: they are inputs).
-        empty = listed_file_count(dataset.load()) == 0
-    except Exception as error:
-        if _is_missing_path(error):
-            raise FruitsInputError(
-                f"Raw image folder {root} does not exist: pass "
-                "--params=raw_images_path=<folder with one sub-folder per class>."
-            ) from error
-        raise
-    if empty:
-        raise FruitsInputError(
-            f"Raw image folder {root} holds no image files (.jpg, .jpeg, .png, ...): put the "
-            "images there, one sub-folder per class, or point raw_images_path elsewhere."
-        )
-
-
-def _is_missing_path(error: BaseException | None) -> bool:
-    while error is not None:
-        if isinstance(error, AnalysisException) and "PATH_NOT_FOUND" in str(error):
-            return True
-        error = error.__cause__ or error.__context__
-    return False
+        """Verify the pipeline's free inputs, in name order."""
+        for name in sorted(pipeline.inputs()):
+            verify = getattr(catalog.get(name), "verify", None)
+            if callable(verify):
+                verify()
 
 
 class NodeTimer:

@@ -1,24 +1,35 @@
-"""Read-only dataset for the pretrained MobileNetV2 backbone weights."""
+"""Dataset for the pretrained MobileNetV2 backbone weights."""
 
 from __future__ import annotations
 
 import hashlib
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
-import fsspec
 import numpy as np
+from fsspec.implementations.local import LocalFileSystem
 from kedro.io import AbstractDataset, DatasetError
 
+from fruits.datasets.filesystems import filesystem
 from fruits.errors import FruitsInputError
+from fruits.vision.backbone import read_weights_file
 
 IMAGENET = "imagenet"
 # The official Keras ImageNet MobileNetV2 (alpha 1.0, 224) no-top weights file.
 OFFICIAL_WEIGHTS_FILE = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
+# The sha256 of every weights file this project knows, by file name: a file of one of
+# these names is always checked against its digest (``sha256`` overrides it).
+KNOWN_WEIGHTS_SHA256 = {
+    OFFICIAL_WEIGHTS_FILE: "f8aff69536bd77a692c594f559c798c19bf7f3f36668fc9fa00b21c6aab4797c",
+    # The offline copy rebuilt from the same checkpoint, for machines without internet
+    # (tests, CI, benchmarks): ../shared/models/README.md.
+    "mobilenet_v2_1.0_224_no_top.reconstructed.h5": (
+        "71e4c4ec4aa24c9c951b9265d6de42e1336dcf614c2214fa6a989208615e232c"
+    ),
+}
 # Every HDF5 file (Keras .h5 weights) starts with these bytes.
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-OFFICIAL_WEIGHTS_SHA256 = "f8aff69536bd77a692c594f559c798c19bf7f3f36668fc9fa00b21c6aab4797c"
 
 
 class WeightsFileError(FruitsInputError, DatasetError):
@@ -34,29 +45,13 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_mobilenet_v2_weights(weights_file: Path) -> list[np.ndarray]:
-    """Load a Keras HDF5 MobileNetV2 no-top weights file into a list of arrays.
-
-    The arrays are in ``model.get_weights()`` order, ready for ``model.set_weights``
-    on a MobileNetV2 built with ``weights=None`` (any input size: the backbone is
-    fully convolutional).
-    """
-    import keras  # noqa: PLC0415 - TensorFlow is slow to import; only load it when needed.
-
-    model = keras.applications.MobileNetV2(
-        include_top=False, weights=None, pooling="avg", input_shape=(224, 224, 3)
-    )
-    model.load_weights(str(weights_file))
-    return model.get_weights()
-
-
 class BackboneWeightsDataset(AbstractDataset[None, list[np.ndarray]]):
     """MobileNetV2 ImageNet weights, loaded once on the driver to be broadcast.
 
     ``source`` is either ``imagenet`` (the official Keras file, downloaded once and
-    cached by Keras, always checked against its official SHA-256) or a path or
-    fsspec URI (``s3://...``) to a Keras ``.h5`` weights file, checked against
-    ``sha256`` when one is given.
+    cached by Keras, always checked against its official SHA-256) or a path or URI
+    (``s3a://...``) to a Keras ``.h5`` weights file, checked against ``sha256``, or
+    else against the known digest of its file name (``KNOWN_WEIGHTS_SHA256``).
 
     Example catalog entry::
 
@@ -76,21 +71,23 @@ class BackboneWeightsDataset(AbstractDataset[None, list[np.ndarray]]):
     ) -> None:
         self._source = str(source)
         # --params may hand a digits-only hash over as a number: compare it as text.
-        self._sha256 = str(sha256).lower() if sha256 not in (None, "") else None
+        known = KNOWN_WEIGHTS_SHA256.get(PurePosixPath(self._source).name)
+        self._sha256 = str(sha256).lower() if sha256 not in (None, "") else known
         self._fs_args = fs_args or {}
         self.metadata = metadata
 
     def load(self) -> list[np.ndarray]:
         """Fetch (if remote), verify and read the weights file."""
         if self._source == IMAGENET:
-            return self._read_verified(self._download_official(), OFFICIAL_WEIGHTS_SHA256)
-        protocol, _ = fsspec.core.split_protocol(self._source)
-        if protocol in (None, "file"):
-            return self._read_verified(self._local_path(), self._sha256)
+            official_sha256 = KNOWN_WEIGHTS_SHA256[OFFICIAL_WEIGHTS_FILE]
+            return self._read_verified(self._download_official(), official_sha256)
+        weights_filesystem, path = filesystem(self._source, self._fs_args)
+        if isinstance(weights_filesystem, LocalFileSystem):
+            return self._read_verified(Path(path), self._sha256)
         with tempfile.TemporaryDirectory() as download_dir:
-            local_copy = Path(download_dir) / Path(self._source).name
+            local_copy = Path(download_dir) / PurePosixPath(path).name
             try:
-                self._filesystem(protocol).get(self._source, str(local_copy))
+                weights_filesystem.get(path, str(local_copy))
             except FileNotFoundError as error:
                 raise self._missing() from error
             return self._read_verified(local_copy, self._sha256)
@@ -101,20 +98,13 @@ class BackboneWeightsDataset(AbstractDataset[None, list[np.ndarray]]):
         A local file must exist and match ``sha256`` when one is set; a remote one must
         exist (its hash is checked when it is fetched). ``imagenet`` is checked on load.
         """
-        protocol, _ = fsspec.core.split_protocol(self._source)
         if self._source == IMAGENET:
             return
-        if protocol in (None, "file"):
-            self._check_file(self._local_path(), self._sha256)
-        elif not self._filesystem(protocol).exists(self._source):
+        weights_filesystem, path = filesystem(self._source, self._fs_args)
+        if isinstance(weights_filesystem, LocalFileSystem):
+            self._check_file(Path(path), self._sha256)
+        elif not weights_filesystem.exists(path):
             raise self._missing()
-
-    def _local_path(self) -> Path:
-        return Path(self._source.removeprefix("file://"))
-
-    def _filesystem(self, protocol: str) -> fsspec.AbstractFileSystem:
-        # Spark's s3a:// is plain S3 to fsspec.
-        return fsspec.filesystem("s3" if protocol == "s3a" else protocol, **self._fs_args)
 
     def _missing(self) -> WeightsFileError:
         return WeightsFileError(
@@ -142,7 +132,7 @@ class BackboneWeightsDataset(AbstractDataset[None, list[np.ndarray]]):
                     OFFICIAL_WEIGHTS_FILE,
                     BASE_WEIGHT_PATH + OFFICIAL_WEIGHTS_FILE,
                     cache_subdir="models",
-                    file_hash=OFFICIAL_WEIGHTS_SHA256,
+                    file_hash=KNOWN_WEIGHTS_SHA256[OFFICIAL_WEIGHTS_FILE],
                 )
             )
         except Exception as error:
@@ -170,7 +160,7 @@ class BackboneWeightsDataset(AbstractDataset[None, list[np.ndarray]]):
     def _read_verified(self, weights_file: Path, expected_sha256: str | None) -> list[np.ndarray]:
         self._check_file(weights_file, expected_sha256)
         try:
-            return read_mobilenet_v2_weights(weights_file)
+            return read_weights_file(weights_file)
         except (OSError, ValueError) as error:  # not HDF5, or not MobileNetV2's layers
             raise WeightsFileError(
                 f"Weights file {self._source} is not a readable MobileNetV2 no-top Keras .h5 "

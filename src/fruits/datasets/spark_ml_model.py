@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-import fsspec
 from kedro.io import AbstractDataset
 from pyspark.ml import PipelineModel
 
-from fruits.spark_ml_local import LocalPipelineModel
+from fruits.datasets.filesystems import filesystem, spark_uri
+from fruits.ml.local_models import LocalPipelineModel
 
 
 class SparkMLModelDataset(AbstractDataset[PipelineModel, PipelineModel]):
@@ -20,9 +19,7 @@ class SparkMLModelDataset(AbstractDataset[PipelineModel, PipelineModel]):
     """
 
     def __init__(self, *, filepath: str, metadata: dict[str, Any] | None = None) -> None:
-        # Spark resolves relative paths against the JVM's start directory; pin them to
-        # the current one, as kedro-datasets' Spark datasets do.
-        self._filepath = filepath if "://" in filepath else str(Path(filepath).resolve())
+        self._filepath = spark_uri(filepath)
         self.metadata = metadata
 
     def load(self) -> PipelineModel:
@@ -38,9 +35,8 @@ class SparkMLModelDataset(AbstractDataset[PipelineModel, PipelineModel]):
         return LocalPipelineModel(self._filepath)
 
     def _exists(self) -> bool:
-        protocol, _ = fsspec.core.split_protocol(self._filepath)
-        filesystem = fsspec.filesystem("s3" if protocol == "s3a" else (protocol or "file"))
-        return filesystem.exists(f"{self._filepath}/metadata/_SUCCESS")
+        model_filesystem, path = filesystem(self._filepath)
+        return model_filesystem.exists(f"{path}/metadata/_SUCCESS")
 
     def _describe(self) -> dict[str, Any]:
         return {"filepath": self._filepath}

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-import fsspec
 from fsspec.implementations.local import LocalFileSystem
 from kedro.io import AbstractDataset
 from pyspark.sql import DataFrame, SparkSession
+
+from fruits.datasets.filesystems import filesystem, spark_uri
 
 POINTER = "_CURRENT"
 
@@ -37,16 +37,8 @@ class SparkSnapshotDataset(AbstractDataset[DataFrame, DataFrame | None]):
         fs_args: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
-        # Spark resolves relative paths against the JVM's start directory; pin them.
-        self._filepath = (filepath if "://" in filepath else str(Path(filepath).resolve())).rstrip(
-            "/"
-        )
-        protocol, _ = fsspec.core.split_protocol(self._filepath)
-        # Spark's s3a:// is plain S3 to fsspec.
-        self._fs = fsspec.filesystem(
-            "s3" if protocol == "s3a" else (protocol or "file"), **(fs_args or {})
-        )
-        self._fs_root = self._fs._strip_protocol(self._filepath)
+        self._filepath = spark_uri(filepath)
+        self._fs, self._fs_root = filesystem(self._filepath, fs_args)
         self.metadata = metadata
 
     def current_snapshot(self) -> str | None:

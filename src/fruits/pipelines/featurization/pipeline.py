@@ -1,6 +1,6 @@
 """Featurization pipeline.
 
-backbone_weights -> backbone; images + previous_image_feature_store + backbone ->
+backbone_weights -> exported_backbone; images + previous_image_feature_store ->
 image_feature_store (CNN on new contents only) -> image_features, rejected_images ->
 featurization_report.
 """
@@ -21,13 +21,8 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 func=prepare_backbone,
-                inputs=[
-                    "backbone_weights",
-                    "params:featurization.backbone",
-                    "params:featurization.input_size",
-                    "params:featurization.runtime",
-                ],
-                outputs="backbone",
+                inputs=["backbone_weights", "params:featurization"],
+                outputs="exported_backbone",
                 name="prepare_backbone",
             ),
             Node(
@@ -35,17 +30,15 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs=[
                     "images",
                     "previous_image_feature_store",
-                    "backbone",
-                    "params:featurization.batch_size",
-                    "params:featurization.images_per_partition",
-                    "params:featurization.threads_per_worker",
+                    "exported_backbone",
+                    "params:featurization",
                 ],
                 outputs=["image_feature_store", "feature_store_changes"],
                 name="update_feature_store",
             ),
             Node(
                 func=publish_features,
-                inputs=["images", "image_feature_store", "backbone"],
+                inputs=["images", "image_feature_store", "exported_backbone"],
                 outputs=["image_features", "rejected_images"],
                 name="publish_features",
             ),

@@ -11,7 +11,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 func=build_image_table,
-                inputs=["raw_images", "params:ingestion.split_folders"],
+                inputs=["raw_images", "params:ingestion"],
                 outputs="images",
                 name="build_image_table",
             ),

@@ -1,26 +1,19 @@
-"""Reduction pipeline: ``image_features`` -> ``pca_model``, ``pca_features``, reports."""
+"""Reduction pipeline: ``image_features`` -> ``pca_model``, ``explained_variance``, features."""
 
 from kedro.pipeline import Node, Pipeline
 
-from fruits.pipelines.reduction.nodes import (
-    fit_or_reuse_pca,
-    plot_explained_variance,
-    project_features,
-)
+from fruits.pipelines.reduction.nodes import fit_or_reuse_pca, project_features
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """Fit the PCA, project every image, and report the explained variance."""
+    """Fit the PCA (or keep last run's when nothing changed), then project every image."""
     return Pipeline(
         [
             Node(
                 func=fit_or_reuse_pca,
                 inputs=[
                     "image_features",
-                    "params:reduction.standardize",
-                    "params:reduction.variance_target",
-                    "params:reduction.k",
-                    "params:reduction.refit",
+                    "params:reduction",
                     "previous_pca_model",
                     "previous_explained_variance",
                 ],
@@ -32,12 +25,6 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs=["image_features", "pca_model"],
                 outputs="pca_features",
                 name="project_features",
-            ),
-            Node(
-                func=plot_explained_variance,
-                inputs="explained_variance",
-                outputs="scree_plot",
-                name="plot_explained_variance",
             ),
         ]
     )

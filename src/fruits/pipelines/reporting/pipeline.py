@@ -1,9 +1,10 @@
-"""Reporting pipeline: sample images, PCA scatter and confusion matrix plots."""
+"""Reporting pipeline: sample images, scree plot, PCA scatter and confusion matrix."""
 
 from kedro.pipeline import Node, Pipeline
 
 from fruits.pipelines.reporting.nodes import (
     plot_confusion_matrix,
+    plot_explained_variance,
     plot_pca_scatter,
     plot_sample_images,
 )
@@ -15,21 +16,19 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 func=plot_sample_images,
-                inputs=[
-                    "images",
-                    "params:reporting.sample_images.max_classes",
-                    "params:reporting.sample_images.per_class",
-                ],
+                inputs=["images", "params:reporting.sample_images"],
                 outputs="sample_images_plot",
                 name="plot_sample_images",
             ),
             Node(
+                func=plot_explained_variance,
+                inputs="explained_variance",
+                outputs="scree_plot",
+                name="plot_explained_variance",
+            ),
+            Node(
                 func=plot_pca_scatter,
-                inputs=[
-                    "pca_features",
-                    "params:reporting.pca_scatter.max_points",
-                    "params:reporting.pca_scatter.seed",
-                ],
+                inputs=["pca_features", "params:reporting.pca_scatter"],
                 outputs="pca_scatter_plot",
                 name="plot_pca_scatter",
             ),

@@ -1,4 +1,4 @@
-"""When to refit a model: digests of a model's input, and the refit policies."""
+"""When to refit a model: an order-independent digest of its input, and the reuse rule."""
 
 from __future__ import annotations
 
@@ -6,17 +6,6 @@ from typing import Any
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
-
-from fruits.errors import FruitsInputError
-
-# on_change: refit only when the input rows or the settings changed; always: every run.
-REFIT_POLICIES = ("on_change", "always")
-
-
-def check_refit_policy(name: str, refit: str) -> None:
-    """Refuse an unknown policy for the parameter ``name``."""
-    if refit not in REFIT_POLICIES:
-        raise FruitsInputError(f"Unknown {name} {refit!r}: use one of {', '.join(REFIT_POLICIES)}.")
 
 
 def frame_digest(frame: DataFrame, columns: list[str]) -> str:

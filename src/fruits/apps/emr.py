@@ -20,15 +20,42 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kedro.config import OmegaConfigLoader
+from omegaconf import OmegaConf
+
 from fruits.gdpr import DEFAULT_REGION, require_eu_region
 
 # Spark 3.5.5, the pyspark pinned in requirements.lock, with S3A as the default S3 connector.
 RELEASE_LABEL = "emr-7.10.0"
 EMR_SPARK_VERSION = "3.5.5"
-VENV_PYTHON = "/opt/fruits/venv/bin/python"
-OFFICIAL_WEIGHTS_KEY = "models/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
 # Spark and its Py4J come with EMR; the bootstrap must never install them.
 PROVIDED_BY_EMR = ("pyspark", "py4j")
+# The paths of the emr environment a run is given, derived from its bucket and prefix.
+RUN_PATHS = ("data_root", "raw_images_path", "weights_source")
+# The Spark setting naming the Python of the executors (the bootstrap action's venv).
+PYTHON_SETTING = "spark.executorEnv.PYSPARK_PYTHON"
+
+
+def emr_layout(project_dir: Path, s3_root: str) -> dict[str, str]:
+    """``RUN_PATHS`` under ``s3_root``, as ``conf/emr/globals.yml`` derives them from its root.
+
+    The layout lives in that file only: this reads it with ``s3_root`` replaced.
+    """
+    layout = OmegaConf.load(project_dir / "conf" / "emr" / "globals.yml")
+    layout.s3_root = s3_root
+    return {key: str(layout[key]) for key in RUN_PATHS}
+
+
+def emr_spark_settings(project_dir: Path) -> dict[str, str]:
+    """The Spark settings of the ``emr`` environment (``conf/base`` + ``conf/emr``)."""
+    from fruits.settings import CONFIG_LOADER_ARGS  # noqa: PLC0415 - the project's own merge
+
+    loader = OmegaConfigLoader(str(project_dir / "conf"), env="emr", **CONFIG_LOADER_ARGS)
+    return {
+        key: str(value).lower() if isinstance(value, bool) else str(value)
+        for key, value in loader["spark"].items()
+        if key != "spark.app.name"
+    }
 
 
 @dataclass(frozen=True)
@@ -48,6 +75,8 @@ class ClusterSpec:
     service_role: str = "EMR_DefaultRole"
     instance_profile: str = "EMR_EC2_DefaultRole"
     tags: dict[str, str] = field(default_factory=lambda: {"project": "fruits"})
+    # The project whose conf/ gives the S3 layout and the Spark settings.
+    project_dir: Path = field(default_factory=Path.cwd)
 
     @property
     def artifacts_uri(self) -> str:
@@ -56,11 +85,8 @@ class ClusterSpec:
     @property
     def run_params(self) -> str:
         """`kedro run --params` placing every dataset of the emr env under this bucket/prefix."""
-        root = f"s3a://{self.bucket}/{self.prefix}"
-        return (
-            f"data_root={root}/data,raw_images_path={root}/raw,"
-            f"weights_source={root}/{OFFICIAL_WEIGHTS_KEY}"
-        )
+        layout = emr_layout(self.project_dir, f"s3a://{self.bucket}/{self.prefix}")
+        return ",".join(f"{key}={value}" for key, value in layout.items())
 
 
 def emr_requirements(lock_text: str) -> str:
@@ -133,10 +159,12 @@ def cluster_request(spec: ClusterSpec) -> dict[str, Any]:
             {"Name": "task-spot", "InstanceRole": "TASK", "Market": "SPOT",
              "InstanceType": spec.instance_type, "InstanceCount": spec.spot_task_nodes}
         )  # fmt: skip
+    spark_settings = emr_spark_settings(spec.project_dir)
+    python = spark_settings[PYTHON_SETTING]
     # AWS_DEFAULT_REGION: s3fs (reports, weights) talks to the EU region directly.
     python_env = {
-        "PYSPARK_PYTHON": VENV_PYTHON,
-        "PYSPARK_DRIVER_PYTHON": VENV_PYTHON,
+        "PYSPARK_PYTHON": python,
+        "PYSPARK_DRIVER_PYTHON": python,
         "AWS_DEFAULT_REGION": spec.region,
     }
     return {
@@ -154,7 +182,7 @@ def cluster_request(spec: ClusterSpec) -> dict[str, Any]:
                 "Name": "fruits python environment",
                 "ScriptBootstrapAction": {
                     "Path": f"{spec.artifacts_uri}/emr_bootstrap.sh",
-                    "Args": [spec.artifacts_uri],
+                    "Args": [spec.artifacts_uri, str(Path(python).parent.parent)],
                 },
             }
         ],
@@ -163,14 +191,13 @@ def cluster_request(spec: ClusterSpec) -> dict[str, Any]:
                 "Classification": "spark-env",
                 "Configurations": [{"Classification": "export", "Properties": python_env}],
             },
+            # The project's own Spark settings for the emr env (conf/base + conf/emr), known
+            # to YARN before the driver starts.
             {
                 "Classification": "spark-defaults",
                 "Properties": {
-                    "spark.yarn.appMasterEnv.PYSPARK_PYTHON": VENV_PYTHON,
+                    **spark_settings,
                     "spark.yarn.appMasterEnv.AWS_DEFAULT_REGION": spec.region,
-                    "spark.executorEnv.PYSPARK_PYTHON": VENV_PYTHON,
-                    "spark.python.worker.reuse": "true",
-                    "spark.sql.execution.arrow.pyspark.enabled": "true",
                 },
             },
             # EMR writes s3:// and s3a:// through EMRFS: encrypt server-side (SSE-S3).
@@ -224,6 +251,7 @@ def main(argv: list[str] | None = None) -> None:
         prefix=arguments.prefix,
         region=arguments.region,
         pipelines=arguments.pipelines,
+        project_dir=arguments.project_dir,
         **(
             {
                 "instance_type": arguments.instance_type,

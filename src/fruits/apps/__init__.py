@@ -1,0 +1,1 @@
+"""Commands built on the library and the catalog: `fruits-predict`, `fruits-emr`."""

@@ -1,0 +1,87 @@
+"""Dataset for the raw image files: every file under a folder, with its bytes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kedro.io import AbstractDataset, DatasetError
+from kedro_datasets.spark import SparkDatasetV2
+from pyspark.errors import AnalysisException
+from pyspark.sql import DataFrame
+
+from fruits.datasets.filesystems import spark_uri
+from fruits.errors import FruitsInputError
+from fruits.spark.listing import listed_file_count, with_empty_files
+
+
+class ImageFilesDataset(AbstractDataset[None, DataFrame]):
+    """Image files read by Spark's ``binaryFile`` source: ``path`` and ``content``.
+
+    Every file the source lists is a row, zero-byte ones included (Spark's scan skips
+    them; they are inputs to report, not to lose). ``load_args`` go to the source
+    (``recursiveFileLookup``, ``pathGlobFilter`` naming the image suffixes...). Works for
+    any path Spark reads: local, ``s3a://``, ``abfss://``, ``hdfs://``.
+
+    Example catalog entry::
+
+        raw_images:
+          type: fruits.datasets.ImageFilesDataset
+          filepath: s3a://my-bucket/raw
+          load_args:
+            recursiveFileLookup: true
+            pathGlobFilter: "*.{jpg,png}"
+    """
+
+    def __init__(
+        self,
+        *,
+        filepath: str,
+        load_args: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self._filepath = spark_uri(filepath)
+        self._load_args = dict(load_args or {})
+        self._files = SparkDatasetV2(
+            filepath=self._filepath, file_format="binaryFile", load_args=self._load_args
+        )
+        self.metadata = metadata
+
+    def load(self) -> DataFrame:
+        """``path`` (a Hadoop path, nothing percent-encoded) and ``content`` of every file."""
+        return with_empty_files(self._files.load())
+
+    def verify(self) -> None:
+        """Fail now, with one line, if the folder is missing or holds no image file.
+
+        Only the source's file listing is made: no file is read.
+        """
+        try:
+            count = listed_file_count(self._files.load())
+        except Exception as error:
+            if not _is_missing_path(error):
+                raise
+            raise FruitsInputError(
+                f"Raw image folder {self._filepath} does not exist: pass "
+                "--params=raw_images_path=<folder with one sub-folder per class>."
+            ) from error
+        if count == 0:
+            raise FruitsInputError(
+                f"Raw image folder {self._filepath} holds no image files (.jpg, .jpeg, .png, "
+                "...): put the images there, one sub-folder per class, or point "
+                "raw_images_path elsewhere."
+            )
+
+    def save(self, data: None) -> None:
+        """Refuse to write: the raw images are an input of the project."""
+        raise DatasetError("ImageFilesDataset is read-only.")
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": self._filepath, "load_args": self._load_args}
+
+
+def _is_missing_path(error: BaseException | None) -> bool:
+    while error is not None:
+        if isinstance(error, AnalysisException) and "PATH_NOT_FOUND" in str(error):
+            return True
+        error = error.__cause__ or error.__context__
+    return False

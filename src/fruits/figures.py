@@ -1,0 +1,141 @@
+"""The project's figures, drawn from small inputs (reports, samples) with matplotlib.
+
+Spark never runs here: the reporting nodes select what a figure shows and pass it in.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+
+from fruits.vision.images import UnreadableImageError, thumbnail
+
+# Class names are written on the plots up to this many classes; beyond, they would overlap.
+_MAX_NAMED_CLASSES = 40
+
+
+def scree_plot(explained_variance: dict[str, Any]) -> Figure:
+    """Scree plot: per-component and cumulative explained variance, with k marked."""
+    ratios = np.asarray(explained_variance["explained_variance_ratio"])
+    cumulative = np.asarray(explained_variance["cumulative_explained_variance"])
+    k = explained_variance["k"]
+    shown = min(len(ratios), max(2 * k, 50))
+    components = np.arange(1, shown + 1)
+
+    figure = Figure(figsize=(9, 5))
+    per_component_axis = figure.subplots()
+    per_component_axis.bar(components, ratios[:shown], color="tab:blue", alpha=0.6)
+    per_component_axis.set_xlabel("principal component")
+    per_component_axis.set_ylabel("explained variance ratio", color="tab:blue")
+    cumulative_axis = per_component_axis.twinx()
+    cumulative_axis.plot(components, cumulative[:shown], color="tab:red")
+    cumulative_axis.set_ylim(0, 1.02)
+    cumulative_axis.set_ylabel("cumulative explained variance", color="tab:red")
+    cumulative_axis.axvline(k, color="black", linestyle="--")
+    if explained_variance["k_source"] == "variance_target":
+        cumulative_axis.axhline(
+            explained_variance["variance_target"], color="grey", linestyle=":", label="target"
+        )
+    cumulative_axis.annotate(
+        f"k = {k} ({explained_variance['variance_at_k']:.1%})",
+        xy=(k, explained_variance["variance_at_k"]),
+        xytext=(8, -16),
+        textcoords="offset points",
+    )
+    n_images, n_features = explained_variance["n_images"], explained_variance["n_features"]
+    per_component_axis.set_title(f"PCA of {n_images} images x {n_features} features")
+    figure.tight_layout()
+    return figure
+
+
+def pca_scatter(sample: pd.DataFrame, total: int) -> Figure:
+    """Images on the first two principal components, coloured by label.
+
+    Args:
+        sample: ``label``, ``pc1`` and ``pc2`` of the images drawn.
+        total: How many images there are in all (for the title).
+    """
+    labels = sorted(sample["label"].unique())
+    colours = matplotlib.colormaps["tab20"]
+    figure = Figure(figsize=(10, 8))
+    axis = figure.subplots()
+    for i, label in enumerate(labels):
+        points = sample[sample["label"] == label]
+        axis.scatter(points["pc1"], points["pc2"], s=8, color=colours(i % 20), alpha=0.7)
+        if len(labels) <= _MAX_NAMED_CLASSES:
+            axis.annotate(label, (points["pc1"].median(), points["pc2"].median()), fontsize=7)
+    axis.set_xlabel("principal component 1")
+    axis.set_ylabel("principal component 2")
+    axis.set_title(
+        f"{len(sample)} of {total} images on the first two components, {len(labels)} classes"
+    )
+    figure.tight_layout()
+    return figure
+
+
+def sample_grid(samples: list[tuple[str, bytes]], per_class: int) -> Figure:
+    """A grid with one panel per label showing its images side by side.
+
+    Args:
+        samples: ``(label, encoded image)`` pairs, in display order.
+        per_class: Images per label (for the title).
+
+    An image that does not decode is drawn as a grey tile: the grid never fails on a
+    file the featurization rejects.
+    """
+    labels = sorted({label for label, _ in samples})
+    columns = min(len(labels), 8)
+    rows = -(-len(labels) // columns) if labels else 1
+    figure = Figure(figsize=(2 * columns, 2.2 * rows))
+    grid = figure.add_gridspec(rows, columns)
+    for i, label in enumerate(labels):
+        tiles = [_tile(content) for sample_label, content in samples if sample_label == label]
+        axis = figure.add_subplot(grid[i // columns, i % columns])
+        axis.imshow(np.concatenate(tiles, axis=1))
+        axis.set_title(label, fontsize=8)
+        axis.axis("off")
+    figure.suptitle(f"Sample images: {per_class} per class, {len(labels)} classes")
+    figure.tight_layout()
+    return figure
+
+
+def _tile(content: bytes, size: int = 100) -> np.ndarray:
+    try:
+        return thumbnail(content, size)
+    except UnreadableImageError:
+        return np.full((size, size, 3), 200, dtype=np.uint8)
+
+
+def confusion_matrix(classification_metrics: dict[str, Any]) -> Figure:
+    """Row-normalized confusion matrix of the test split (true label down, predicted across)."""
+    labels = classification_metrics["labels"]
+    confusion = np.asarray(classification_metrics["confusion_matrix"], dtype=float)
+    support = confusion.sum(axis=1, keepdims=True)
+    normalized = np.divide(confusion, support, out=np.zeros_like(confusion), where=support > 0)
+    side = max(6, 0.12 * len(labels) + 3)
+    figure = Figure(figsize=(side + 1.5, side))
+    axis = figure.subplots()
+    heatmap = axis.imshow(normalized, cmap="Blues", vmin=0, vmax=1)
+    ticks = np.arange(len(labels))
+    font = 9 if len(labels) <= _MAX_NAMED_CLASSES else 5
+    axis.set_xticks(ticks, labels, rotation=90, fontsize=font)
+    axis.set_yticks(ticks, labels, fontsize=font)
+    for true, predicted in zip(
+        *np.nonzero((confusion > 0) & ~np.eye(len(labels), dtype=bool)), strict=True
+    ):
+        axis.add_patch(Rectangle((predicted - 0.5, true - 0.5), 1, 1, fill=False, color="red"))
+    axis.set_xlabel("predicted label")
+    axis.set_ylabel("true label")
+    axis.set_title(
+        f"Test accuracy {classification_metrics['accuracy']:.2%}, macro-F1 "
+        f"{classification_metrics['macro_f1']:.3f} ({classification_metrics['n_test_images']} "
+        "images; errors boxed in red)"
+    )
+    figure.colorbar(heatmap, ax=axis, fraction=0.04, label="share of the true class")
+    figure.tight_layout()
+    return figure

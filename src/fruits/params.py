@@ -1,0 +1,126 @@
+"""Each pipeline's parameters as one typed, validated object.
+
+Nodes declare these types on their ``params:<pipeline>`` inputs; Kedro's parameter
+validation (``kedro.validation``) builds them from ``conf/<env>/parameters_*.yml`` and
+``--params`` once, when the run's catalog is created, for the pipelines that run, and
+fails the run before any node starts. ``fruits.cli`` prints each problem as one line.
+Unknown keys are refused: a typo never runs silently with the default.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from fruits.errors import FruitsInputError
+from fruits.vision.backbone import INPUT_SIZES, RUNTIMES
+
+# on_change: refit only when the model's input rows or its settings changed (a re-run
+# leaves every output identical); always: refit every run.
+RefitPolicy = Literal["on_change", "always"]
+PositiveInt = Annotated[int, Field(ge=1)]
+
+
+class ParameterError(FruitsInputError):
+    """A parameter has a wrong value or name; the message is one line per problem."""
+
+
+class PipelineParams(BaseModel):
+    """Strict, immutable, no unknown keys; errors name ``<section>.<key>``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    # Where these parameters live in conf, to name them in errors.
+    SECTION: ClassVar[str] = ""
+
+    @classmethod
+    def model_validate(cls, obj: Any, **kwargs: Any) -> Self:
+        """Validate, turning pydantic's report into one line per bad parameter."""
+        try:
+            return super().model_validate(obj, **kwargs)
+        except ValidationError as error:
+            raise ParameterError(describe(cls.SECTION, error)) from None
+
+
+def describe(section: str, error: ValidationError) -> str:
+    """``section.key=value: what is wrong`` for each problem, joined with "; "."""
+    problems = []
+    for problem in error.errors(include_url=False):
+        name = ".".join(str(part) for part in (section, *problem["loc"]) if part != "")
+        if problem["type"] == "extra_forbidden":
+            problems.append(f"unknown parameter {name}: remove it or fix its spelling")
+        elif problem["type"] == "missing":
+            problems.append(f"parameter {name} is missing: add it to parameters_{section}.yml")
+        else:
+            problems.append(f"{name}={problem['input']!r}: {problem['msg']}")
+    return "; ".join(problems)
+
+
+class IngestionParams(PipelineParams):
+    """``parameters_ingestion.yml``."""
+
+    SECTION = "ingestion"
+    # A class folder's parent with one of these names gives the image's split.
+    split_folders: list[str]
+
+
+class FeaturizationParams(PipelineParams):
+    """``parameters_featurization.yml``."""
+
+    SECTION = "featurization"
+    runtime: Literal[RUNTIMES]  # type: ignore[valid-type]
+    input_size: Literal[INPUT_SIZES]  # type: ignore[valid-type]
+    batch_size: PositiveInt
+    images_per_partition: PositiveInt
+    threads_per_worker: PositiveInt
+
+
+class ReductionParams(PipelineParams):
+    """``parameters_reduction.yml``."""
+
+    SECTION = "reduction"
+    standardize: bool
+    variance_target: Annotated[float, Field(gt=0, le=1)]
+    k: PositiveInt | None
+    refit: RefitPolicy
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """What decides the fitted model (the refit policy aside)."""
+        return {"standardize": self.standardize, "variance_target": self.variance_target,
+                "k": self.k}  # fmt: skip
+
+
+class ClassificationParams(PipelineParams):
+    """``parameters_classification.yml``."""
+
+    SECTION = "classification"
+    train_split: str
+    test_split: str
+    reg_params: Annotated[list[Annotated[float, Field(ge=0)]], Field(min_length=1)]
+    elastic_net_param: Annotated[float, Field(ge=0, le=1)]
+    max_iter: PositiveInt
+    train_ratio: Annotated[float, Field(gt=0, lt=1)]
+    seed: int
+    refit: RefitPolicy
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """What decides the trained model (the refit policy aside)."""
+        return self.model_dump(exclude={"refit", "test_split"})
+
+
+class SampleImagesParams(PipelineParams):
+    """``reporting.sample_images``."""
+
+    SECTION = "reporting.sample_images"
+    max_classes: PositiveInt
+    per_class: PositiveInt
+
+
+class PcaScatterParams(PipelineParams):
+    """``reporting.pca_scatter``."""
+
+    SECTION = "reporting.pca_scatter"
+    max_points: PositiveInt
+    seed: int

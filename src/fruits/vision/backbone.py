@@ -1,0 +1,127 @@
+"""The MobileNetV2 backbone: built from weight arrays, exported for the workers.
+
+Two runtimes run the same network with the same weights:
+
+- ``tflite``: TensorFlow Lite (LiteRT, XNNPACK kernels). The driver converts the
+  Keras model once; the flatbuffer, which holds the weights, is what gets broadcast,
+  and workers run it with LiteRT's interpreter without importing TensorFlow. Outputs
+  equal Keras's within 1e-4, at several times Keras's speed on CPU (BENCHMARKS.md).
+- ``keras``: Keras ``predict_on_batch`` on a model built with ``weights=None`` and
+  given the broadcast weight arrays. The reference, and the fallback.
+
+``fruits.vision.embedder`` runs either where the images are.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import keras
+
+FEATURE_DIM = 1280
+RUNTIMES = ("tflite", "keras")
+# The input sides MobileNetV2's ImageNet weights were trained at.
+INPUT_SIZES = (96, 128, 160, 192, 224)
+# Bump when decode_image or preprocess_image change what features an image gets:
+# features cached under another version are recomputed.
+PREPROCESSING_VERSION = 2
+
+
+@dataclass(frozen=True)
+class PortableBackbone:
+    """The backbone in the form the driver broadcasts to the workers.
+
+    Attributes:
+        runtime: ``tflite`` or ``keras``.
+        input_size: Square input side in pixels.
+        payload: The TFLite flatbuffer (weights included) or the Keras weight arrays.
+        fingerprint: Identifies what features this backbone gives an image (weights,
+            input size, runtime, preprocessing): cached features are reused only
+            under the same fingerprint.
+    """
+
+    runtime: str
+    input_size: int
+    payload: bytes | list[np.ndarray]
+    fingerprint: str = ""
+
+
+def build_backbone(weights: list[np.ndarray], input_size: int) -> keras.Model:
+    """MobileNetV2 without top, global average pooling, with the given weights set.
+
+    Built with ``weights=None`` so nothing is ever downloaded; the arrays come from
+    the driver.
+    """
+    import keras  # noqa: PLC0415 - keep TensorFlow out of processes that never embed.
+
+    model = keras.applications.MobileNetV2(
+        include_top=False,
+        weights=None,
+        pooling="avg",
+        input_shape=(input_size, input_size, 3),
+    )
+    model.set_weights(weights)
+    return model
+
+
+def read_weights_file(weights_file: Path) -> list[np.ndarray]:
+    """Load a Keras HDF5 MobileNetV2 no-top weights file into a list of arrays.
+
+    The arrays are in ``model.get_weights()`` order, ready for ``build_backbone`` (any
+    input size: the backbone is fully convolutional).
+    """
+    import keras  # noqa: PLC0415 - TensorFlow is slow to import; only load it when needed.
+
+    model = keras.applications.MobileNetV2(
+        include_top=False, weights=None, pooling="avg", input_shape=(224, 224, 3)
+    )
+    model.load_weights(str(weights_file))
+    return model.get_weights()
+
+
+def backbone_fingerprint(weights: list[np.ndarray], input_size: int, runtime: str) -> str:
+    """A short digest of everything that decides an image's features."""
+    digest = hashlib.sha256(f"{runtime}/{input_size}/{PREPROCESSING_VERSION}".encode())
+    for array in weights:
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def export_backbone(weights: list[np.ndarray], input_size: int, runtime: str) -> PortableBackbone:
+    """Prepare the backbone for broadcasting: a TFLite flatbuffer or the raw weights.
+
+    Done once, on the driver, so that no worker converts or downloads anything.
+    """
+    fingerprint = backbone_fingerprint(weights, input_size, runtime)
+    if runtime == "keras":
+        return PortableBackbone(runtime, input_size, weights, fingerprint)
+    flatbuffer = _to_tflite(build_backbone(weights, input_size))
+    return PortableBackbone(runtime, input_size, flatbuffer, fingerprint)
+
+
+def _to_tflite(model: keras.Model) -> bytes:
+    import tensorflow as tf  # noqa: PLC0415
+    from tensorflow.python.framework.convert_to_constants import (  # noqa: PLC0415
+        convert_variables_to_constants_v2,
+    )
+
+    # The inference function with its weights frozen into constants, converted as a
+    # graph: 2 s, where TFLiteConverter.from_keras_model first exports and reloads a
+    # SavedModel (9 s here) for the same flatbuffer. Float32 throughout, no
+    # quantization: features must stay equal to Keras's.
+    size = model.input_shape[1]
+    inference = tf.function(lambda images: model(images, training=False))
+    frozen = convert_variables_to_constants_v2(
+        inference.get_concrete_function(tf.TensorSpec([None, size, size, 3], tf.float32))
+    )
+    # The converter prints the traced signature (hundreds of lines): keep logs readable.
+    with contextlib.redirect_stdout(io.StringIO()):
+        return tf.lite.TFLiteConverter.from_concrete_functions([frozen]).convert()
