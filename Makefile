@@ -29,7 +29,7 @@ $(CHROMIUM):
 	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -q
 	$(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
 
-.PHONY: setup run test lint viz lock clean emr-deploy benchmark
+.PHONY: setup run test test-fast lint viz lock clean emr-deploy benchmark
 setup: $(VENV)/.installed $(JARS)
 
 .jars/hadoop-aws-%.jar:
@@ -47,10 +47,16 @@ $(VENV)/.installed: requirements-dev.lock pyproject.toml
 run: setup
 	$(BIN)/kedro run --env local --params=$(WEIGHTS_PARAMS)$(if $(PARAMS),$(comma)$(PARAMS))
 
-test: setup $(CHROMIUM)
+test: setup $(CHROMIUM) lint
+	$(BIN)/pytest
+
+# Unit and node tests on small real data: no pipeline run, cluster, browser or notebook.
+test-fast: setup lint
+	$(BIN)/pytest -m "not (pipeline or emr or browser or notebook)"
+
+lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest
 
 # Featurization benchmark: writes BENCHMARKS.md and benchmarks/results.json (ARGS=--quick: 1,000 images).
 benchmark: setup

@@ -18,9 +18,9 @@ os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 FRUITS_360 = SHARED / "data" / "fruits-360"
+# The weights dataset checks a file of this name against its known sha256.
 WEIGHTS_FILE = SHARED / "models" / "mobilenet_v2_1.0_224_no_top.reconstructed.h5"
-WEIGHTS_SHA256 = "71e4c4ec4aa24c9c951b9265d6de42e1336dcf614c2214fa6a989208615e232c"
-WEIGHTS_PARAMS = {"weights_source": str(WEIGHTS_FILE), "weights_sha256": WEIGHTS_SHA256}
+WEIGHTS_PARAMS = {"weights_source": str(WEIGHTS_FILE)}
 
 # 22 classes (names with spaces among them) x (8 Training + 2 Test) = 220 real images.
 PIPELINE_CLASSES = [
@@ -101,6 +101,44 @@ def pipeline_run(tmp_path_factory, spark) -> PipelineRun:
     data_root = tmp_path_factory.mktemp("data")
     run_project(raw_images_path=str(raw_images), data_root=str(data_root), **WEIGHTS_PARAMS)
     return PipelineRun(raw_images, image_files, data_root)
+
+
+@pytest.fixture(scope="session")
+def weights():
+    """The offline MobileNetV2 weight arrays, through the project's dataset (sha256 checked)."""
+    from fruits.datasets import BackboneWeightsDataset  # noqa: PLC0415
+
+    return BackboneWeightsDataset(source=str(WEIGHTS_FILE)).load()
+
+
+@pytest.fixture(scope="session")
+def tflite_backbone(weights):
+    """The backbone as the pipeline exports it by default (TFLite, 224 pixels)."""
+    from fruits.vision.backbone import export_backbone  # noqa: PLC0415
+
+    return export_backbone(weights, 224, "tflite")
+
+
+@pytest.fixture(scope="session")
+def real_image_features(spark, tflite_backbone, tmp_path_factory):
+    """Real MobileNetV2 features of 3 Training + 1 Test image of each of the 22 classes.
+
+    Embedded in this process with the library (no pipeline run): ``path``, ``label``,
+    ``split`` and ``features`` rows, as ``image_features`` has them, for the model tests.
+    """
+    from fruits.vision.embedder import embed_images, load_embedder  # noqa: PLC0415
+
+    root = tmp_path_factory.mktemp("feature_images")
+    files = copy_real_images(root, PIPELINE_CLASSES, {"Training": 3, "Test": 1})
+    embedder = load_embedder(tflite_backbone, threads=2)
+    contents = [path.read_bytes() for path in files]
+    features = [vector for vector, _ in embed_images(contents, embedder, 224, batch_size=16)]
+    rows = [
+        (f"file:{path}", path.parent.name, path.parent.parent.name, vector.tolist())
+        for path, vector in zip(files, features, strict=True)
+    ]
+    schema = "path string, label string, split string, features array<float>"
+    return spark.createDataFrame(rows, schema).cache()
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,8 @@ from kedro.framework.project import pipelines
 from tests.conftest import REPO, copy_project
 from tests.test_project import DATASETS, KEDRO
 
+pytestmark = pytest.mark.browser
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Kept after the run (git-ignored), for people to look at.
 SCREENSHOT = REPO / ".test-artifacts" / "kedro-viz.png"

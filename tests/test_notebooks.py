@@ -9,6 +9,8 @@ from nbclient import NotebookClient
 
 from tests.conftest import REPO, copy_project
 
+pytestmark = pytest.mark.notebook
+
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 # Figures each notebook draws at least (02 draws one more when a test image is misclassified).
 FIGURES = {"01_exploration": 2, "02_results": 3}

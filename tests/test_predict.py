@@ -10,13 +10,14 @@ import pandas as pd
 import pytest
 from pyspark.ml import PipelineModel
 
-from fruits import predict
-from fruits.datasets import BackboneWeightsDataset
-from fruits.pipelines.classification.nodes import to_pca_vectors
-from fruits.pipelines.reduction.nodes import project_features, to_feature_vectors
-from fruits.spark_ml_local import LocalPipelineModel
-from tests.conftest import FRUITS_360, REPO, WEIGHTS_FILE, WEIGHTS_PARAMS, WEIGHTS_SHA256
+from fruits.apps import predict
+from fruits.ml.classifier import to_pca_vectors
+from fruits.ml.local_models import LocalPipelineModel
+from fruits.ml.pca import project_features, to_feature_vectors
+from tests.conftest import FRUITS_360, REPO, WEIGHTS_PARAMS
 from tests.helpers import local_path
+
+pytestmark = pytest.mark.pipeline
 
 
 def cli_params(pipeline_run) -> str:
@@ -83,9 +84,8 @@ def test_local_model_applies_a_standard_scaler(spark, tmp_path):
     np.testing.assert_allclose(local, expected, atol=1e-9)
 
 
-def test_prediction_uses_the_pipelines_features(pipeline_run, image_features, test_photos):
+def test_prediction_uses_the_pipelines_features(weights, image_features, test_photos):
     """A photo gets the same features through fruits-predict as through the pipeline."""
-    weights = BackboneWeightsDataset(source=str(WEIGHTS_FILE), sha256=WEIGHTS_SHA256).load()
     photos = [local_path(uri) for uri in test_photos["path"]]
     ours = predict.embed_photos(photos, weights, 224)
     pipeline = np.stack(test_photos["features"].to_numpy())

@@ -6,7 +6,10 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from kedro.framework.project import pipelines
+from kedro.validation import TypeExtractor
+from pydantic import BaseModel
 
 from tests.conftest import REPO, WEIGHTS_PARAMS, copy_real_images
 from tests.helpers import local_path
@@ -14,11 +17,11 @@ from tests.helpers import local_path
 KEDRO = str(Path(sys.executable).with_name("kedro"))
 PIPELINES = ["ingestion", "featurization", "reduction", "classification", "reporting"]
 DATASETS = [
-    "raw_images", "images", "backbone_weights", "backbone", "image_features",
+    "raw_images", "images", "backbone_weights", "exported_backbone", "image_features",
     "previous_image_feature_store", "image_feature_store", "rejected_images",
     "featurization_report",
     "pca_model", "pca_features", "explained_variance", "scree_plot",
-    "fruit_classifier", "classification_metrics",
+    "fruit_classifier", "classifier_training", "classification_metrics",
     "sample_images_plot", "pca_scatter_plot", "confusion_matrix_plot",
 ]  # fmt: skip
 
@@ -36,6 +39,20 @@ def test_every_pipeline_has_its_parameters_file():
         assert (REPO / "conf" / "base" / f"parameters_{name}.yml").is_file()
 
 
+def test_every_parameter_input_is_one_validated_model():
+    """Kedro validates a node's ``params:`` input when the node types it: every one is typed."""
+    required = TypeExtractor(dict(pipelines)).extract_types_from_pipelines()
+    inputs = {
+        name.removeprefix("params:")
+        for pipeline in pipelines.values()
+        for name in pipeline.inputs()
+        if name.startswith("params:")
+    }
+    assert inputs == set(required)
+    assert all(issubclass(model, BaseModel) for model in required.values())
+
+
+@pytest.mark.pipeline
 def test_cli_processes_the_folder_given_at_run_time(tmp_path):
     raw_images = tmp_path / "any dir"
     image_files = copy_real_images(raw_images, ["Kiwi", "Lemon"], {"Training": 2, "Test": 1})

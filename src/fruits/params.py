@@ -14,7 +14,7 @@ from typing import Annotated, Any, ClassVar, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from fruits.errors import FruitsInputError
-from fruits.vision.backbone import INPUT_SIZES, RUNTIMES
+from fruits.vision.backbone import FEATURE_DIM, INPUT_SIZES, RUNTIMES
 
 # on_change: refit only when the model's input rows or its settings changed (a re-run
 # leaves every output identical); always: refit every run.
@@ -81,7 +81,7 @@ class ReductionParams(PipelineParams):
     SECTION = "reduction"
     standardize: bool
     variance_target: Annotated[float, Field(gt=0, le=1)]
-    k: PositiveInt | None
+    k: Annotated[int, Field(ge=1, le=FEATURE_DIM)] | None
     refit: RefitPolicy
 
     @property

@@ -7,7 +7,8 @@ import pyspark
 import pytest
 from moto import mock_aws
 
-from fruits import emr
+from fruits.apps import emr
+from fruits.datasets.backbone_weights import OFFICIAL_WEIGHTS_FILE
 from fruits.gdpr import EU_REGIONS, RegionOutsideEUError, require_eu_region
 from tests.conftest import REPO, copy_project
 
@@ -69,10 +70,8 @@ def test_deploy_uploads_artifacts_and_creates_an_eu_transient_cluster(
     groups = {group["InstanceRole"]: group for group in request["Instances"]["InstanceGroups"]}
     assert groups["CORE"]["InstanceCount"] == 3 and groups["TASK"]["Market"] == "SPOT"
     [bootstrap] = request["BootstrapActions"]
-    assert bootstrap["ScriptBootstrapAction"] == {
-        "Path": f"{artifacts}/emr_bootstrap.sh",
-        "Args": [artifacts],
-    }
+    assert bootstrap["ScriptBootstrapAction"]["Path"] == f"{artifacts}/emr_bootstrap.sh"
+    assert bootstrap["ScriptBootstrapAction"]["Args"][0] == artifacts
     [step] = request["Steps"]
     assert step["ActionOnFailure"] == "TERMINATE_CLUSTER"
     assert step["HadoopJarStep"]["Args"] == [
@@ -82,11 +81,18 @@ def test_deploy_uploads_artifacts_and_creates_an_eu_transient_cluster(
         "--env", "emr", "--conf-source", "conf-fruits.tar.gz",
         "--params",
         f"data_root=s3a://{BUCKET}/team/fruits/data,raw_images_path=s3a://{BUCKET}/team/fruits/raw,"
-        f"weights_source=s3a://{BUCKET}/team/fruits/{emr.OFFICIAL_WEIGHTS_KEY}",
+        f"weights_source=s3a://{BUCKET}/team/fruits/models/{OFFICIAL_WEIGHTS_FILE}",
     ]  # fmt: skip
+    # The venv of conf/emr/globals.yml: where the bootstrap action builds it, what Spark runs.
+    assert bootstrap["ScriptBootstrapAction"]["Args"][1] == "/opt/fruits/venv"
     spark_env = request["Configurations"][0]["Configurations"][0]["Properties"]
-    assert spark_env["PYSPARK_PYTHON"] == emr.VENV_PYTHON
+    assert spark_env["PYSPARK_PYTHON"] == "/opt/fruits/venv/bin/python"
     classifications = {c["Classification"]: c for c in request["Configurations"]}
+    # The project's own Spark settings for the emr env, known to YARN before the driver starts.
+    defaults = classifications["spark-defaults"]["Properties"]
+    assert defaults["spark.executorEnv.PYSPARK_PYTHON"] == "/opt/fruits/venv/bin/python"
+    assert defaults["spark.python.worker.reuse"] == "true"
+    assert defaults["spark.hadoop.fs.s3a.endpoint.region"] == "eu-west-3"
     assert classifications["emrfs-site"]["Properties"]["fs.s3.enableServerSideEncryption"] == "true"
 
     # moto accepted the request: the cluster exists, in the EU region, with its step.
@@ -109,7 +115,7 @@ def test_non_eu_region_is_refused_before_any_call(region, monkeypatch, capsys):
         emr.main(["deploy", "--bucket", BUCKET, "--region", region])
     assert f"AWS region '{region}' is outside the EU" in str(stopped.value)
     with pytest.raises(RegionOutsideEUError):
-        emr.cluster_request(emr.ClusterSpec(bucket=BUCKET, region=region))
+        emr.cluster_request(emr.ClusterSpec(bucket=BUCKET, region=region, project_dir=REPO))
 
 
 def test_eu_regions_are_accepted():

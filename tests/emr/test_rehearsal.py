@@ -17,14 +17,9 @@ import pandas as pd
 import pytest
 import s3fs
 
-from tests.conftest import (
-    REPO,
-    WEIGHTS_FILE,
-    WEIGHTS_SHA256,
-    copy_project,
-    copy_real_images,
-    run_project,
-)
+from tests.conftest import REPO, WEIGHTS_FILE, copy_project, copy_real_images, run_project
+
+pytestmark = pytest.mark.emr
 
 BUCKET = "fruits-rehearsal"
 PREFIX = "eu/fruits"
@@ -66,14 +61,15 @@ def emr_run(s3_server, packaged_project, local_images, tmp_path_factory):
     for image in sorted(local_images.rglob("*.jpg")):
         key = f"{PREFIX}/raw/{image.relative_to(local_images).as_posix()}"
         s3.upload_file(str(image), BUCKET, key)
-    s3.upload_file(str(WEIGHTS_FILE), BUCKET, f"{PREFIX}/models/offline_weights.h5")
+    # Under its own name: the weights dataset checks it against its known sha256.
+    weights_key = f"{PREFIX}/models/{WEIGHTS_FILE.name}"
+    s3.upload_file(str(WEIGHTS_FILE), BUCKET, weights_key)
 
     wheel = next(packaged_project.glob("fruits-*.whl"))
     params = {
         "data_root": f"s3a://{BUCKET}/{PREFIX}/data",
         "raw_images_path": f"s3a://{BUCKET}/{PREFIX}/raw",
-        "weights_source": f"s3a://{BUCKET}/{PREFIX}/models/offline_weights.h5",
-        "weights_sha256": WEIGHTS_SHA256,
+        "weights_source": f"s3a://{BUCKET}/{weights_key}",
     }
     command = [
         str(BIN / "spark-submit"),
@@ -107,7 +103,6 @@ def local_run(local_images, tmp_path_factory, spark) -> Path:
         raw_images_path=str(local_images),
         data_root=str(data_root),
         weights_source=str(WEIGHTS_FILE),
-        weights_sha256=WEIGHTS_SHA256,
     )
     return data_root
 

@@ -8,12 +8,16 @@ import pytest
 from pyspark.ml import PipelineModel
 from sklearn.metrics import confusion_matrix, f1_score, precision_score, recall_score
 
-from fruits.pipelines.classification.nodes import (
-    evaluate_classifier,
-    to_pca_vectors,
-    train_classifier,
-)
+from fruits.ml.classifier import evaluate_classifier, to_pca_vectors, train_classifier
+from fruits.params import ClassificationParams
 from tests.conftest import PIPELINE_CLASSES, TEST_PER_CLASS
+
+
+def settings(**changes) -> ClassificationParams:
+    defaults = {"train_split": "Training", "test_split": "Test", "reg_params": [0.01],
+                "elastic_net_param": 0.0, "max_iter": 10, "train_ratio": 0.8, "seed": 1,
+                "refit": "always"}  # fmt: skip
+    return ClassificationParams.model_validate(defaults | changes)
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +37,7 @@ def test_predictions(spark, pipeline_run) -> pd.DataFrame:
     return scored.select("path", "label", "predicted_label").toPandas()
 
 
+@pytest.mark.pipeline
 def test_metrics_cover_the_test_split(metrics):
     assert metrics["n_test_images"] == len(PIPELINE_CLASSES) * TEST_PER_CLASS
     assert metrics["labels"] == sorted(PIPELINE_CLASSES)
@@ -40,6 +45,7 @@ def test_metrics_cover_the_test_split(metrics):
     assert all(entry["support"] == TEST_PER_CLASS for entry in metrics["per_class"].values())
 
 
+@pytest.mark.pipeline
 def test_metrics_equal_scikit_learn_on_the_predictions(metrics, test_predictions):
     truth, predicted = test_predictions["label"], test_predictions["predicted_label"]
     labels = metrics["labels"]
@@ -59,6 +65,7 @@ def test_metrics_equal_scikit_learn_on_the_predictions(metrics, test_predictions
     assert sorted(e["path"] for e in metrics["errors"]) == sorted(wrong["path"])
 
 
+@pytest.mark.pipeline
 def test_classifier_learns_the_fruits(metrics):
     """8 training images per class already separate 22 real classes well."""
     assert metrics["accuracy"] >= 0.9
@@ -69,6 +76,7 @@ def test_classifier_learns_the_fruits(metrics):
     )
 
 
+@pytest.mark.pipeline
 def test_classifier_predicts_labels_and_probabilities(spark, pipeline_run):
     classifier = PipelineModel.load(str(pipeline_run.data_root / "06_models" / "fruit_classifier"))
     assert classifier.stages[-1].getLabels() == sorted(PIPELINE_CLASSES)
@@ -87,8 +95,8 @@ def test_missing_splits_are_named(spark):
         rows, "path string, label string, split string, pca_features array<float>"
     )
     with pytest.raises(ValueError, match="No image in split 'Training'"):
-        train_classifier(frame, "Training", [0.01], 0.0, 10, 0.8, 1)
+        train_classifier(frame, settings())
     labelled = frame.selectExpr("path", "label", "'Training' AS split", "pca_features")
-    classifier, tuning = train_classifier(labelled, "Training", [0.01], 0.0, 10, 0.7, 1)
+    classifier, tuning = train_classifier(labelled, settings(train_ratio=0.7))
     with pytest.raises(ValueError, match="No image in split 'Test'"):
         evaluate_classifier(labelled, classifier, tuning, "Test")

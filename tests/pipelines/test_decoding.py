@@ -4,12 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fruits.pipelines.featurization.backbone import (
-    UnreadableImageError,
-    decode_image,
-    embed_images,
-    preprocess_image,
-)
+from fruits.vision.embedder import embed_images
+from fruits.vision.images import UnreadableImageError, decode_image, preprocess_image
 from tests import bad_images
 
 

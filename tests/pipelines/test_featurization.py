@@ -8,16 +8,25 @@ from dataclasses import replace
 
 import keras
 import numpy as np
+import pyarrow as pa
 import pytest
 from kedro.io import DatasetError
 from PIL import Image
 
 from fruits.datasets import BackboneWeightsDataset
-from fruits.errors import FruitsInputError
-from fruits.pipelines.featurization import backbone, nodes
-from fruits.pipelines.featurization.nodes import featurize_images, prepare_backbone
+from fruits.params import FeaturizationParams, IngestionParams
+from fruits.pipelines.featurization.nodes import prepare_backbone
 from fruits.pipelines.ingestion.nodes import build_image_table
-from tests.conftest import FRUITS_360, WEIGHTS_FILE, WEIGHTS_SHA256, keras_reference_features
+from fruits.spark.embedding import (
+    broadcast_of,
+    embedding_batch,
+    featurize_images,
+    partition_count,
+)
+from fruits.vision.backbone import PortableBackbone, build_backbone
+from fruits.vision.embedder import cached_embedder, load_embedder
+from fruits.vision.images import preprocess_image
+from tests.conftest import FRUITS_360, WEIGHTS_FILE, keras_reference_features
 from tests.helpers import local_path
 
 REAL_IMAGES = (
@@ -26,9 +35,10 @@ REAL_IMAGES = (
 )
 
 
-@pytest.fixture(scope="module")
-def weights() -> list[np.ndarray]:
-    return BackboneWeightsDataset(source=str(WEIGHTS_FILE), sha256=WEIGHTS_SHA256).load()
+def featurization_params(**changes) -> FeaturizationParams:
+    defaults = {"runtime": "tflite", "input_size": 224, "batch_size": 1,
+                "images_per_partition": 4096, "threads_per_worker": 1}  # fmt: skip
+    return FeaturizationParams.model_validate(defaults | changes)
 
 
 def keras_preprocessed(path, size: int) -> np.ndarray:
@@ -39,7 +49,7 @@ def keras_preprocessed(path, size: int) -> np.ndarray:
 @pytest.mark.parametrize("size", [224, 128, 96])
 def test_preprocessing_equals_keras_on_real_jpegs(size):
     for path in REAL_IMAGES:
-        ours = backbone.preprocess_image(path.read_bytes(), size)
+        ours = preprocess_image(path.read_bytes(), size)
         assert ours.shape == (size, size, 3) and ours.dtype == np.float32
         np.testing.assert_allclose(ours, keras_preprocessed(path, size), atol=1e-6)
 
@@ -51,7 +61,7 @@ def test_preprocessing_converts_other_modes_to_rgb(tmp_path, mode):
     encoded = io.BytesIO()
     converted.save(encoded, format="PNG")
     (tmp_path / "image.png").write_bytes(encoded.getvalue())
-    ours = backbone.preprocess_image(encoded.getvalue(), 224)
+    ours = preprocess_image(encoded.getvalue(), 224)
     np.testing.assert_allclose(ours, keras_preprocessed(tmp_path / "image.png", 224), atol=1e-6)
 
 
@@ -96,67 +106,49 @@ def test_backbone_is_built_without_downloading(monkeypatch, weights):
         raise AssertionError("the backbone must never download weights")
 
     monkeypatch.setattr(keras.utils, "get_file", no_download)
-    model = backbone.build_backbone(weights, 96)
+    model = build_backbone(weights, 96)
     assert model.output_shape == (None, 1280)
     for ours, theirs in zip(model.get_weights(), weights, strict=True):
         np.testing.assert_array_equal(ours, theirs)
 
 
-def test_embedder_is_built_once_per_process_and_token(monkeypatch):
-    builds = []
-    monkeypatch.setattr(backbone, "_embedders", {})
-    monkeypatch.setattr(backbone, "load_embedder", lambda b, threads: builds.append(b) or object())
-    loader_calls = []
-    exported = backbone.PortableBackbone("keras", 224, [])
+def test_embedder_is_built_once_per_process_and_token(tflite_backbone):
+    loads = []
 
-    def loader():
-        loader_calls.append(1)
-        return exported
+    def loader():  # what a worker does on first use: read the broadcast
+        loads.append(1)
+        return tflite_backbone
 
-    first = backbone.cached_embedder("run-1", loader, 1)
-    assert backbone.cached_embedder("run-1", loader, 1) is first
-    assert builds == [exported] and len(loader_calls) == 1
-    assert backbone.cached_embedder("run-2", loader, 1) is not first
-    assert len(builds) == 2
+    first = cached_embedder("run-1", loader, 1)
+    assert cached_embedder("run-1", loader, 1) is first
+    assert len(loads) == 1
+    assert cached_embedder("run-2", loader, 1) is not first
+    assert len(loads) == 2
 
 
-def test_embedder_is_left_out_of_the_collections_spark_runs_between_tasks(monkeypatch):
-    class Model:  # an instance with a __dict__: tracked by the garbage collector
-        def __init__(self) -> None:
-            self.graph = self  # a reference cycle, like a real model's: only gc frees it
-
-    monkeypatch.setattr(backbone, "_embedders", {})
-    monkeypatch.setattr(backbone, "load_embedder", lambda b, threads: Model())
+def test_embedder_is_left_out_of_the_collections_spark_runs_between_tasks(tflite_backbone):
     try:
-        first = backbone.cached_embedder("run-1", lambda: None, 1)
+        first = cached_embedder("frozen-1", lambda: tflite_backbone, 1)
         assert not any(tracked is first for tracked in gc.get_objects())  # frozen
         replaced = weakref.ref(first)
         del first
-        second = backbone.cached_embedder("run-2", lambda: None, 1)
+        second = cached_embedder("frozen-2", lambda: tflite_backbone, 1)
+        gc.collect()
         assert replaced() is None  # unfrozen when replaced, then collected
         assert not any(tracked is second for tracked in gc.get_objects())
     finally:
         gc.unfreeze()
 
 
-def test_backbone_is_broadcast_once_per_application_and_fingerprint(spark, monkeypatch):
-    monkeypatch.setattr(nodes, "_backbone_broadcasts", {})
+def test_backbone_is_broadcast_once_per_application_and_fingerprint(spark):
     context = spark.sparkContext
-    first = backbone.PortableBackbone("keras", 96, [np.zeros(3)], "fingerprint-a")
-    broadcast = nodes._broadcast_backbone(context, first)
-    assert nodes._broadcast_backbone(context, first) is broadcast
-    changed = nodes._broadcast_backbone(context, replace(first, fingerprint="fingerprint-b"))
+    first = PortableBackbone("keras", 96, [np.zeros(3)], "fingerprint-a")
+    broadcast = broadcast_of(context, first)
+    assert broadcast_of(context, first) is broadcast
+    changed = broadcast_of(context, replace(first, fingerprint="fingerprint-b"))
     assert changed is not broadcast and changed.value.fingerprint == "fingerprint-b"
-    assert list(nodes._backbone_broadcasts.values()) == [changed]  # the stale one released
     anonymous = replace(first, fingerprint="")
-    assert nodes._broadcast_backbone(context, anonymous) is not nodes._broadcast_backbone(
-        context, anonymous
-    )
-
-
-@pytest.fixture(scope="module")
-def tflite_backbone(weights) -> backbone.PortableBackbone:
-    return backbone.export_backbone(weights, 224, "tflite")
+    assert broadcast_of(context, anonymous) is not broadcast_of(context, anonymous)
 
 
 @pytest.mark.parametrize("batch_sizes", [(32,), (5, 32, 5)])
@@ -164,9 +156,9 @@ def test_tflite_runtime_equals_keras(tflite_backbone, keras_reference_model, bat
     """The fast path gives Keras's features within 1e-4, whatever the batch sequence."""
     paths = sorted((FRUITS_360 / "Training" / "Kiwi").iterdir())[: max(batch_sizes)]
     reference = keras_reference_features(keras_reference_model, paths)
-    embed = backbone.load_embedder(tflite_backbone, threads=2)
+    embed = load_embedder(tflite_backbone, threads=2)
     for size in batch_sizes:
-        batch = np.stack([backbone.preprocess_image(p.read_bytes(), 224) for p in paths[:size]])
+        batch = np.stack([preprocess_image(p.read_bytes(), 224) for p in paths[:size]])
         assert np.abs(embed(batch) - reference[:size]).max() <= 1e-4
 
 
@@ -175,20 +167,6 @@ def test_tflite_backbone_holds_the_weights(weights, tflite_backbone):
     assert isinstance(tflite_backbone.payload, bytes)
     weight_bytes = sum(array.nbytes for array in weights)
     assert 0.8 * weight_bytes < len(tflite_backbone.payload) < 1.5 * weight_bytes
-
-
-@pytest.mark.parametrize(
-    ("name", "runtime", "size", "message"),
-    [
-        ("mobilenet_v2", "onnx", 224, "Unknown featurization.runtime 'onnx'"),
-        ("mobilenet_v2", "tflite", 8, "input_size 8: use one of 96, 128, 160, 192, 224"),
-        ("mobilenet_v2", "tflite", 200, "input_size 200"),
-        ("resnet50", "tflite", 224, "Unknown featurization.backbone 'resnet50'"),
-    ],
-)
-def test_prepare_backbone_refuses_bad_settings(weights, name, runtime, size, message):
-    with pytest.raises(FruitsInputError, match=message):
-        prepare_backbone(weights, name, size, runtime)
 
 
 @pytest.mark.parametrize("runtime", ["tflite", "keras"])
@@ -203,12 +181,11 @@ def test_featurize_images_node_matches_keras(
         broken = tmp_path / "Test" / path.parent.name / f"truncated_{path.name}"
         broken.write_bytes(path.read_bytes()[:300])
     raw = spark.read.format("binaryFile").option("recursiveFileLookup", True).load(str(tmp_path))
-    images = build_image_table(raw, ["Training", "Test"])
+    images = build_image_table(raw, IngestionParams(split_folders=["Training", "Test"]))
 
-    prepared = prepare_backbone(weights, "mobilenet_v2", 224, runtime)
-    features = featurize_images(
-        images, prepared, batch_size=4, images_per_partition=4, threads_per_worker=1
-    )
+    prepared = prepare_backbone(weights, featurization_params(runtime=runtime))
+    settings = featurization_params(runtime=runtime, batch_size=4, images_per_partition=4)
+    features = featurize_images(images, prepared, settings)
     assert features.columns == ["content_hash", "backbone", "features", "rejection"]
     # 8 images at 4 per partition: 2, rounded up to whole waves over the session's cores.
     cores = images.sparkSession.sparkContext.defaultParallelism
@@ -234,23 +211,21 @@ def test_featurize_images_node_matches_keras(
 def test_partition_count_is_whole_waves_of_the_target_size(
     images: int, per_partition: int, cores: int, expected: int
 ) -> None:
-    partitions = nodes._partition_count(images, per_partition, cores)
+    partitions = partition_count(images, per_partition, cores)
     assert partitions == expected
     assert partitions % cores == 0
 
 
 def test_embedding_batch_keeps_each_row_with_its_image():
-    import pyarrow as pa  # noqa: PLC0415
-
     first, third = np.full(1280, 1.5, np.float32), np.arange(1280, dtype=np.float32)
     results = [(first, None), (None, "corrupt or truncated image"), (third, None), (None, "x")]
     hashes = pa.array(["a", "b", "c", "d"])
 
-    batch = nodes._embedding_batch(hashes, results).to_pydict()
+    batch = embedding_batch(hashes, results).to_pydict()
 
     assert batch["content_hash"] == ["a", "b", "c", "d"]
     assert batch["rejection"] == [None, "corrupt or truncated image", None, "x"]
     assert batch["features"][1] is None and batch["features"][3] is None
     np.testing.assert_array_equal(batch["features"][0], first)
     np.testing.assert_array_equal(batch["features"][2], third)
-    assert nodes._embedding_batch(hashes[:0], []).num_rows == 0
+    assert embedding_batch(hashes[:0], []).num_rows == 0

@@ -9,9 +9,11 @@ from PIL import Image
 from pyspark.ml import PipelineModel
 from sklearn.decomposition import PCA as SklearnPCA
 
-from fruits.pipelines.reduction.nodes import project_features
+from fruits.ml.pca import project_features
 from tests.conftest import keras_reference_features
 from tests.helpers import local_path
+
+pytestmark = pytest.mark.pipeline
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,8 @@ from tests.helpers import local_path
 FEATURES_ONLY = ["ingestion", "featurization", "reduction"]
 CLASSES = ["Apple Braeburn", "Banana", "Kiwi", "Lemon"]
 
+pytestmark = pytest.mark.pipeline
+
 
 def run(raw: Path, data: Path, **params) -> dict:
     """One run of ingestion, featurization and reduction; returns the featurization report."""
@@ -95,13 +97,13 @@ def test_runs_only_pay_for_new_contents(tmp_path, monkeypatch):
     first_variance = (data / "08_reporting" / "explained_variance.json").read_text()
 
     # Unchanged input: the CNN must not run at all, and every output stays the same.
-    from fruits.pipelines.featurization import nodes  # noqa: PLC0415
+    from fruits.spark import feature_store  # noqa: PLC0415
 
     def no_inference(*args, **kwargs):
         raise AssertionError("the CNN ran on unchanged input")
 
     with monkeypatch.context() as patch:
-        patch.setattr(nodes, "featurize_images", no_inference)
+        patch.setattr(feature_store, "featurize_images", no_inference)
         again = run(raw, data)
     assert (again["contents_new"], again["contents_reused"], again["contents_removed"]) == (
         0, 20, 0
@@ -116,8 +118,9 @@ def test_runs_only_pay_for_new_contents(tmp_path, monkeypatch):
     shutil.copy2(images[0], duplicate)
     calls = []
     with monkeypatch.context() as patch:
-        real = nodes.featurize_images
-        patch.setattr(nodes, "featurize_images", lambda *a, **k: calls.append(a) or real(*a, **k))
+        real = feature_store.featurize_images
+        spy = lambda *a, **k: calls.append(a) or real(*a, **k)  # noqa: E731
+        patch.setattr(feature_store, "featurize_images", spy)
         added = run(raw, data)
     assert calls and calls[0][0].count() == 2  # inference on exactly the 2 new contents
     assert (added["contents_new"], added["contents_reused"], added["image_files"]) == (2, 20, 23)
@@ -211,9 +214,8 @@ def test_same_bytes_twice_are_embedded_once(tmp_path):
 
 def test_rerun_of_the_whole_pipeline_changes_no_output(tmp_path, monkeypatch):
     """Default pipeline twice on the same files: no refit, identical tables, reports, models."""
-    from fruits.pipelines.classification import nodes as classification  # noqa: PLC0415
-    from fruits.pipelines.reduction import nodes as reduction  # noqa: PLC0415
-    from fruits.spark_ml_local import LocalPipelineModel  # noqa: PLC0415
+    from fruits.ml import classifier, pca  # noqa: PLC0415
+    from fruits.ml.local_models import LocalPipelineModel  # noqa: PLC0415
 
     raw, data = tmp_path / "raw", tmp_path / "data"
     copy_real_images(raw, CLASSES, {"Training": 6, "Test": 2})
@@ -237,8 +239,8 @@ def test_rerun_of_the_whole_pipeline_changes_no_output(tmp_path, monkeypatch):
     def refit(*args, **kwargs):
         raise AssertionError("refit on unchanged input")
 
-    monkeypatch.setattr(classification, "train_classifier", refit)
-    monkeypatch.setattr(reduction, "fit_pca", refit)
+    monkeypatch.setattr(classifier, "train_classifier", refit)
+    monkeypatch.setattr(pca, "fit_pca", refit)
     run_project(raw_images_path=str(raw), data_root=str(data), **WEIGHTS_PARAMS)
     again = outputs()
     # The featurization report describes each run's work; every other output is the same.

@@ -6,12 +6,16 @@ import shutil
 import pytest
 from PIL import Image
 
+from fruits.datasets import ImageFilesDataset
+from fruits.params import IngestionParams
 from fruits.pipelines.ingestion.nodes import build_image_table
 from tests.conftest import FRUITS_360, REPO, WEIGHTS_PARAMS
 from tests.helpers import local_path
 
 APPLE = FRUITS_360 / "Training" / "Apple Braeburn"
 KIWI = FRUITS_360 / "Test" / "Kiwi"
+
+SPLITS = IngestionParams(split_folders=["Training", "Test"])
 
 
 @pytest.fixture()
@@ -65,7 +69,7 @@ def test_catalog_reads_jpeg_and_png_in_any_case_recursively(
 
 
 def test_build_image_table_derives_label_split_and_hash(spark, raw_images_dataset):
-    rows = build_image_table(raw_images_dataset.load(), ["Training", "Test"]).collect()
+    rows = build_image_table(raw_images_dataset.load(), SPLITS).collect()
     assert [field for field in rows[0].asDict()] == [
         "path", "label", "split", "content_hash", "content",
     ]  # fmt: skip
@@ -85,7 +89,8 @@ def test_build_image_table_derives_label_split_and_hash(spark, raw_images_datase
 
 
 def test_split_folders_are_a_parameter(spark, raw_images_dataset):
-    rows = build_image_table(raw_images_dataset.load(), ["Unsorted"]).collect()
+    unsorted = IngestionParams(split_folders=["Unsorted"])
+    rows = build_image_table(raw_images_dataset.load(), unsorted).collect()
     assert {row.label: row.split for row in rows}["Lemon"] == "Unsorted"
     assert {row.split for row in rows} == {"Unsorted", None}
 
@@ -100,14 +105,11 @@ def test_every_file_once_whatever_its_name_empty_ones_included(spark, tmp_path):
         for name in names:
             target = tmp_path / folder / name
             target.write_bytes(b"" if name == "empty.jpg" else source.read_bytes())
-    raw = (
-        spark.read.format("binaryFile")
-        .option("recursiveFileLookup", True)
-        .option("pathGlobFilter", "*.{[jJ][pP][gG],[pP][nN][gG]}")
-        .load(str(tmp_path))
-    )
-    assert raw.count() == len(folders) * (len(names) - 1)  # what Spark alone gives
-    rows = build_image_table(raw, ["Training", "Test"]).collect()
+    load_args = {"recursiveFileLookup": True, "pathGlobFilter": "*.{[jJ][pP][gG],[pP][nN][gG]}"}
+    spark_alone = spark.read.format("binaryFile").options(**load_args).load(str(tmp_path))
+    assert spark_alone.count() == len(folders) * (len(names) - 1)  # skips the empty files
+    raw = ImageFilesDataset(filepath=str(tmp_path), load_args=load_args).load()
+    rows = build_image_table(raw, SPLITS).collect()
     found = {local_path(row.path): row for row in rows}
     assert len(rows) == len(found) == len(folders) * len(names)
     for folder in folders:

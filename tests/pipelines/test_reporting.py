@@ -4,35 +4,36 @@ import pytest
 from matplotlib.patches import Rectangle
 from PIL import Image
 
-from fruits.pipelines.reporting.nodes import (
-    plot_confusion_matrix,
-    plot_pca_scatter,
-    plot_sample_images,
-)
+from fruits import figures
+from fruits.params import PcaScatterParams, SampleImagesParams
+from fruits.pipelines.reporting.nodes import plot_pca_scatter, plot_sample_images
 
 PLOTS = ["scree_plot", "sample_images", "pca_scatter", "confusion_matrix"]
 
 
+@pytest.mark.pipeline
 @pytest.mark.parametrize("name", PLOTS)
 def test_pipeline_run_wrote_every_plot(pipeline_run, name):
     with Image.open(pipeline_run.data_root / "08_reporting" / f"{name}.png") as plot:
         assert plot.format == "PNG" and plot.width >= 600 and plot.height >= 400
 
 
+@pytest.mark.pipeline
 def test_pca_scatter_draws_a_bounded_sample(spark, pipeline_run):
     pca_features = spark.read.parquet(
         str(pipeline_run.data_root / "05_model_input" / "pca_features.parquet")
     )
-    figure = plot_pca_scatter(pca_features, max_points=50, seed=1)
+    figure = plot_pca_scatter(pca_features, PcaScatterParams(max_points=50, seed=1))
     points = sum(len(c.get_offsets()) for c in figure.axes[0].collections)
     assert 0 < points <= 50
-    everything = plot_pca_scatter(pca_features, max_points=10_000, seed=1)
+    everything = plot_pca_scatter(pca_features, PcaScatterParams(max_points=10_000, seed=1))
     assert sum(len(c.get_offsets()) for c in everything.axes[0].collections) == pca_features.count()
 
 
+@pytest.mark.pipeline
 def test_sample_images_grid_has_one_panel_per_class(spark, pipeline_run):
     images = spark.read.parquet(str(pipeline_run.data_root / "02_intermediate" / "images.parquet"))
-    figure = plot_sample_images(images, max_classes=5, per_class=2)
+    figure = plot_sample_images(images, SampleImagesParams(max_classes=5, per_class=2))
     titles = [axis.get_title() for axis in figure.axes]
     assert titles == sorted(r.label for r in images.select("label").distinct().collect())[:5]
     # two 100-pixel tiles side by side per panel
@@ -45,7 +46,35 @@ def test_confusion_matrix_boxes_the_errors():
         "confusion_matrix": [[2, 0, 0], [0, 1, 1], [0, 0, 2]],
         "accuracy": 5 / 6, "macro_f1": 0.82, "n_test_images": 6,
     }  # fmt: skip
-    figure = plot_confusion_matrix(metrics)
+    figure = figures.confusion_matrix(metrics)
     boxes = [p for p in figure.axes[0].patches if isinstance(p, Rectangle)]
     assert [(b.get_x(), b.get_y()) for b in boxes] == [(1.5, 0.5)]  # true Lemon, predicted Lime
     assert "83.33%" in figure.axes[0].get_title()
+
+
+def test_scree_plot_marks_k():
+    report = {
+        "k": 3,
+        "k_source": "variance_target",
+        "variance_target": 0.9,
+        "variance_at_k": 0.95,
+        "n_images": 10,
+        "n_features": 5,
+        "explained_variance_ratio": [0.6, 0.25, 0.1, 0.04, 0.01],
+        "cumulative_explained_variance": [0.6, 0.85, 0.95, 0.99, 1.0],
+    }
+    figure = figures.scree_plot(report)
+    texts = [text.get_text() for axis in figure.axes for text in axis.texts]
+    assert "k = 3 (95.0%)" in texts
+    assert any(line.get_xdata()[0] == 3 for line in figure.axes[1].lines)
+
+
+def test_sample_grid_draws_an_undecodable_file_as_a_grey_tile():
+    from tests.conftest import FRUITS_360  # noqa: PLC0415
+
+    kiwi = sorted((FRUITS_360 / "Training" / "Kiwi").iterdir())[0].read_bytes()
+    figure = figures.sample_grid([("Kiwi", kiwi), ("Kiwi", kiwi[:200]), ("Lemon", b"")], 2)
+    assert [axis.get_title() for axis in figure.axes] == ["Kiwi", "Lemon"]
+    kiwi_panel = figure.axes[0].get_images()[0].get_array()
+    assert kiwi_panel.shape[:2] == (100, 200)
+    assert (kiwi_panel[:, 100:] == 200).all() and not (kiwi_panel[:, :100] == 200).all()
