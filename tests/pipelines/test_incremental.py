@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from fruits.datasets.spark_snapshot import POINTER
 from tests import bad_images
