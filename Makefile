@@ -60,7 +60,7 @@ lint: setup
 
 # Featurization benchmark: writes BENCHMARKS.md and benchmarks/results.json (ARGS=--quick: 1,000 images).
 benchmark: setup
-	$(BIN)/python benchmarks/featurization.py $(ARGS)
+	$(BIN)/python -m benchmarks $(ARGS)
 
 viz: setup
 	$(BIN)/kedro viz run

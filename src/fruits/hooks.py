@@ -84,4 +84,4 @@ class NodeTimer:
         self._unsaved[node.name] = self._unsaved.get(node.name, 1) - 1
         if self._unsaved[node.name] == 0 and node.name in self._started:
             seconds = time.perf_counter() - self._started.pop(node.name)
-            self._logger.info("Node %s took %.1f s.", node.name, seconds)
+            self._logger.info("Node %s took %.2f s.", node.name, seconds)
