@@ -56,10 +56,20 @@ def copy_project(target: Path) -> Path:
 
 
 def run_project(env: str = "local", pipelines: list[str] | None = None, **runtime_params) -> None:
-    """Run the default pipeline (or ``pipelines``) through a Kedro session, as `kedro run` does."""
+    """Run the default pipeline (or ``pipelines``) through a Kedro session, as `kedro run` does.
+
+    Dotted names (``reduction.k``) are nested as `kedro run --params` nests them.
+    """
     from kedro.framework.session import KedroSession  # noqa: PLC0415
 
-    with KedroSession.create(project_path=REPO, env=env, runtime_params=runtime_params) as session:
+    nested: dict = {}
+    for key, value in runtime_params.items():
+        *sections, name = key.split(".")
+        target = nested
+        for section in sections:
+            target = target.setdefault(section, {})
+        target[name] = value
+    with KedroSession.create(project_path=REPO, env=env, runtime_params=nested) as session:
         session.run(pipeline_names=pipelines)
 
 

@@ -22,14 +22,18 @@ from typing import Any
 
 import click
 import numpy as np
-from kedro.framework.cli.project import run as kedro_run
 from kedro.io import DatasetError
 
-from fruits.cli import INPUT_ERROR_EXIT_CODE, user_errors
 from fruits.errors import FruitsInputError
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Importing Kedro's CLI configures logging from conf/logging.yml and says so: stdout
+# carries the answer only (a JSON consumer reads it), so whatever Kedro prints goes to stderr.
+with contextlib.redirect_stdout(sys.stderr):
+    from kedro.framework.cli.project import run as kedro_run
+
+    from fruits.cli import INPUT_ERROR_EXIT_CODE, user_errors
 
 # `kedro run`'s own --params option: the same syntax and value types.
 _PARAMS_OPTION = next(option for option in kedro_run.params if option.name == "params")
