@@ -29,8 +29,16 @@ $(CHROMIUM):
 	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -q
 	$(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
 
-.PHONY: setup run test test-fast lint viz lock clean emr-deploy benchmark
-setup: $(VENV)/.installed $(JARS)
+# A local multi-node YARN (Hadoop's MiniYARNCluster, Hadoop 3.3.4 as in pyspark) for the
+# cluster rehearsal: tools/yarn/pom.xml lists the jars, copied with their dependencies.
+YARN_JARS := .jars/yarn/.fetched
+
+.PHONY: setup run test test-fast lint viz lock clean emr-deploy benchmark yarn-cluster
+setup: $(VENV)/.installed $(JARS) $(YARN_JARS)
+
+$(YARN_JARS): tools/yarn/pom.xml
+	mvn -q -B -f tools/yarn/pom.xml dependency:copy-dependencies -DoutputDirectory=$(abspath .jars/yarn)
+	touch $@
 
 .jars/hadoop-aws-%.jar:
 	mvn -q -B dependency:copy -Dartifact=org.apache.hadoop:hadoop-aws:$* -DoutputDirectory=.jars
@@ -52,7 +60,7 @@ test: setup $(CHROMIUM) lint
 
 # Unit and node tests on small real data: no pipeline run, cluster, browser or notebook.
 test-fast: setup lint
-	$(BIN)/pytest -m "not (pipeline or emr or browser or notebook)"
+	$(BIN)/pytest -m "not (pipeline or emr or yarn or browser or notebook)"
 
 lint: setup
 	$(BIN)/ruff check .
@@ -61,6 +69,10 @@ lint: setup
 # Featurization benchmark: writes BENCHMARKS.md and benchmarks/results.json (ARGS=--quick: 1,000 images).
 benchmark: setup
 	$(BIN)/python -m benchmarks $(ARGS)
+
+# A two-NodeManager YARN on 127.0.0.1 until Ctrl-C; prints the HADOOP_CONF_DIR to use.
+yarn-cluster: setup
+	$(BIN)/python -m tools.yarn.minicluster
 
 viz: setup
 	$(BIN)/kedro viz run

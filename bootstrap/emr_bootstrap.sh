@@ -16,20 +16,23 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
 log() { echo "[fruits-bootstrap $(date -u +%Y-%m-%dT%H:%M:%SZ)] $*"; }
+# EMR runs bootstrap actions as the hadoop user, which needs sudo; as root (a rehearsal,
+# a container) there may be no sudo at all.
+as_root() { if [[ $EUID -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
 
 if command -v python3.11 >/dev/null 2>&1; then
   log "python3.11 already present: $(python3.11 --version)"
 else
   log "installing python3.11"
-  sudo dnf install -y -q python3.11 python3.11-pip
+  as_root dnf install -y -q python3.11 python3.11-pip
 fi
 
 if [[ -x "$VENV/bin/python" ]]; then
   log "virtual environment $VENV already present"
 else
   log "creating $VENV"
-  sudo mkdir -p "$(dirname "$VENV")"
-  sudo python3.11 -m venv "$VENV"
+  as_root mkdir -p "$(dirname "$VENV")"
+  as_root python3.11 -m venv "$VENV"
 fi
 
 aws s3 cp --only-show-errors "$ARTIFACTS/requirements-emr.txt" "$WORK/requirements-emr.txt"
@@ -45,8 +48,8 @@ if [[ -f "$stamp" && "$(cat "$stamp")" == "$wanted" ]]; then
 fi
 
 log "installing pinned requirements"
-sudo "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$WORK/requirements-emr.txt"
+as_root "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$WORK/requirements-emr.txt"
 log "installing $(basename "$wheel") (no dependencies: they are pinned above, Spark is EMR's)"
-sudo "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-deps --force-reinstall "$wheel"
-echo "$wanted" | sudo tee "$stamp" >/dev/null
+as_root "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-deps --force-reinstall "$wheel"
+echo "$wanted" | as_root tee "$stamp" >/dev/null
 log "done: $("$VENV/bin/python" -c 'import fruits, tensorflow; print("fruits", fruits.__version__, "tensorflow", tensorflow.__version__)')"

@@ -15,6 +15,7 @@ from pyspark import SparkConf
 from pyspark.sql import SparkSession
 
 from fruits.gdpr import require_eu_region
+from fruits.spark.settings import as_spark_settings
 
 
 class SparkHooks:
@@ -24,9 +25,12 @@ class SparkHooks:
     def after_context_created(self, context: KedroContext) -> None:
         """Start (or reuse) a classic Spark session configured for the chosen environment.
 
-        Environments that set ``aws_region`` in their globals (emr) must name an EU region;
-        otherwise the run stops here, before Spark starts. A classic (non-Connect) session
-        is required: featurization broadcasts the model weights through the SparkContext.
+        ``conf/<env>/spark.yml`` gives defaults: a setting the launcher already gave
+        (``spark-submit --conf``, the cluster's ``spark-defaults``) wins, as Spark's own
+        precedence has it. Environments that set ``aws_region`` in their globals (emr)
+        must name an EU region; otherwise the run stops here, before Spark starts. A
+        classic (non-Connect) session is required: featurization broadcasts the model
+        weights through the SparkContext.
         """
         aws_region = context.config_loader["globals"].get("aws_region")
         if aws_region is not None:
@@ -36,7 +40,10 @@ class SparkHooks:
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         spark_settings = dict(context.config_loader["spark"])
         app_name = spark_settings.pop("spark.app.name", context.project_path.name)
-        spark_conf = SparkConf().setAll((key, str(value)) for key, value in spark_settings.items())
+        # In a spark-submit driver, SparkConf() holds what the launcher set.
+        spark_conf = SparkConf()
+        for key, value in as_spark_settings(spark_settings).items():
+            spark_conf.setIfMissing(key, value)
         spark = SparkSession.builder.appName(app_name).config(conf=spark_conf).getOrCreate()
         spark.sparkContext.setLogLevel("WARN")
 
@@ -85,3 +92,45 @@ class NodeTimer:
         if self._unsaved[node.name] == 0 and node.name in self._started:
             seconds = time.perf_counter() - self._started.pop(node.name)
             self._logger.info("Node %s took %.2f s.", node.name, seconds)
+
+
+class RunSummary:
+    """Log what the run did in one line, at its end: on a cluster, in the driver's log.
+
+    Images accepted and rejected, contents new and reused, k, accuracy: whichever of
+    the run's reports its pipeline wrote.
+    """
+
+    def __init__(self) -> None:
+        self._logger = logging.getLogger(__name__)
+
+    @hook_impl
+    def after_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline, catalog) -> None:
+        """Read back the reports this run saved and log the summary line."""
+        written = pipeline.all_outputs()
+        reports = {
+            name: catalog.load(name)
+            for name in ("featurization_report", "explained_variance", "classification_metrics")
+            if name in written
+        }
+        if reports:
+            self._logger.info("Run summary: %s.", run_summary(reports))
+
+
+def run_summary(reports: dict[str, dict[str, Any]]) -> str:
+    """One sentence per report: featurization counts, PCA size, test accuracy."""
+    parts = []
+    if featurization := reports.get("featurization_report"):
+        parts.append(
+            f"{featurization['image_files']} image files, {featurization['accepted']} accepted, "
+            f"{featurization['rejected']} rejected; CNN on {featurization['contents_new']} new "
+            f"contents, {featurization['contents_reused']} reused"
+        )
+    if variance := reports.get("explained_variance"):
+        parts.append(f"PCA k = {variance['k']} ({variance['variance_at_k']:.1%} of the variance)")
+    if metrics := reports.get("classification_metrics"):
+        parts.append(
+            f"test accuracy {metrics['accuracy']:.2%} on {metrics['n_test_images']} images "
+            f"(macro-F1 {metrics['macro_f1']:.3f})"
+        )
+    return "; ".join(parts)

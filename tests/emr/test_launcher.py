@@ -93,6 +93,12 @@ def test_deploy_uploads_artifacts_and_creates_an_eu_transient_cluster(
     assert defaults["spark.executorEnv.PYSPARK_PYTHON"] == "/opt/fruits/venv/bin/python"
     assert defaults["spark.python.worker.reuse"] == "true"
     assert defaults["spark.hadoop.fs.s3a.endpoint.region"] == "eu-west-3"
+    # Spark's event log under the bucket and prefix given, in a folder that exists.
+    assert defaults["spark.eventLog.dir"] == f"s3a://{BUCKET}/team/fruits/logs/spark-events"
+    keys = {
+        item["Key"] for item in original_client("s3").list_objects_v2(Bucket=BUCKET)["Contents"]
+    }
+    assert "team/fruits/logs/spark-events/" in keys
     assert classifications["emrfs-site"]["Properties"]["fs.s3.enableServerSideEncryption"] == "true"
 
     # moto accepted the request: the cluster exists, in the EU region, with its step.

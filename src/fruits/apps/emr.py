@@ -24,6 +24,7 @@ from kedro.config import OmegaConfigLoader
 from omegaconf import OmegaConf
 
 from fruits.gdpr import DEFAULT_REGION, require_eu_region
+from fruits.spark.settings import as_spark_settings
 
 # Spark 3.5.5, the pyspark pinned in requirements.lock, with S3A as the default S3 connector.
 RELEASE_LABEL = "emr-7.10.0"
@@ -36,26 +37,30 @@ RUN_PATHS = ("data_root", "raw_images_path", "weights_source")
 PYTHON_SETTING = "spark.executorEnv.PYSPARK_PYTHON"
 
 
+def _emr_globals(project_dir: Path) -> Any:
+    return OmegaConf.load(project_dir / "conf" / "emr" / "globals.yml")
+
+
 def emr_layout(project_dir: Path, s3_root: str) -> dict[str, str]:
     """``RUN_PATHS`` under ``s3_root``, as ``conf/emr/globals.yml`` derives them from its root.
 
     The layout lives in that file only: this reads it with ``s3_root`` replaced.
     """
-    layout = OmegaConf.load(project_dir / "conf" / "emr" / "globals.yml")
+    layout = _emr_globals(project_dir)
     layout.s3_root = s3_root
     return {key: str(layout[key]) for key in RUN_PATHS}
 
 
-def emr_spark_settings(project_dir: Path) -> dict[str, str]:
-    """The Spark settings of the ``emr`` environment (``conf/base`` + ``conf/emr``)."""
+def emr_spark_settings(project_dir: Path, s3_root: str) -> dict[str, str]:
+    """The Spark settings of the ``emr`` environment (``conf/base`` + ``conf/emr``), with
+    the paths under the configured ``s3_root`` (the event log) moved under ``s3_root``."""
     from fruits.settings import CONFIG_LOADER_ARGS  # noqa: PLC0415 - the project's own merge
 
     loader = OmegaConfigLoader(str(project_dir / "conf"), env="emr", **CONFIG_LOADER_ARGS)
-    return {
-        key: str(value).lower() if isinstance(value, bool) else str(value)
-        for key, value in loader["spark"].items()
-        if key != "spark.app.name"
-    }
+    settings = as_spark_settings(loader["spark"])
+    settings.pop("spark.app.name", None)
+    configured_root = str(_emr_globals(project_dir).s3_root)
+    return {key: value.replace(configured_root, s3_root) for key, value in settings.items()}
 
 
 @dataclass(frozen=True)
@@ -83,10 +88,20 @@ class ClusterSpec:
         return f"s3://{self.bucket}/{self.prefix}/artifacts"
 
     @property
+    def s3_root(self) -> str:
+        """The emr environment's ``s3_root`` for this bucket and prefix."""
+        return f"s3a://{self.bucket}/{self.prefix}"
+
+    @property
     def run_params(self) -> str:
         """`kedro run --params` placing every dataset of the emr env under this bucket/prefix."""
-        layout = emr_layout(self.project_dir, f"s3a://{self.bucket}/{self.prefix}")
+        layout = emr_layout(self.project_dir, self.s3_root)
         return ",".join(f"{key}={value}" for key, value in layout.items())
+
+    @property
+    def spark_settings(self) -> dict[str, str]:
+        """The project's Spark settings for this cluster (its cluster's spark-defaults)."""
+        return emr_spark_settings(self.project_dir, self.s3_root)
 
 
 def emr_requirements(lock_text: str) -> str:
@@ -118,11 +133,16 @@ def build_artifacts(project_dir: Path, output_dir: Path) -> list[Path]:
 
 
 def upload_artifacts(s3_client: Any, artifacts: list[Path], spec: ClusterSpec) -> None:
-    """Put every artifact under ``s3://<bucket>/<prefix>/artifacts/``."""
+    """Put every artifact under ``s3://<bucket>/<prefix>/artifacts/``, and create the
+    Spark event log's folder (Spark refuses to start when it does not exist)."""
     for artifact in artifacts:
         s3_client.upload_file(
             str(artifact), spec.bucket, f"{spec.prefix}/artifacts/{artifact.name}"
         )
+    event_log = spec.spark_settings.get("spark.eventLog.dir")
+    if event_log:
+        folder = event_log.split(f"://{spec.bucket}/", 1)[1].rstrip("/") + "/"
+        s3_client.put_object(Bucket=spec.bucket, Key=folder, ServerSideEncryption="AES256")
 
 
 def spark_step(spec: ClusterSpec) -> dict[str, Any]:
@@ -159,7 +179,7 @@ def cluster_request(spec: ClusterSpec) -> dict[str, Any]:
             {"Name": "task-spot", "InstanceRole": "TASK", "Market": "SPOT",
              "InstanceType": spec.instance_type, "InstanceCount": spec.spot_task_nodes}
         )  # fmt: skip
-    spark_settings = emr_spark_settings(spec.project_dir)
+    spark_settings = spec.spark_settings
     python = spark_settings[PYTHON_SETTING]
     # AWS_DEFAULT_REGION: s3fs (reports, weights) talks to the EU region directly.
     python_env = {

@@ -6,6 +6,8 @@ A Spark Python worker, ``fruits-predict`` and the benchmark all embed through he
 from __future__ import annotations
 
 import gc
+import os
+import sys
 from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
@@ -16,6 +18,8 @@ from fruits.vision.images import UnreadableImageError, preprocess_into
 # A function from a batch of preprocessed images (n, size, size, 3) to features (n, 1280).
 Embedder = Callable[[np.ndarray], np.ndarray]
 
+# Logged once by each process that builds its embedder.
+EMBEDDER_BUILT = "fruits: embedder built:"
 # One embedder per Python process, keyed by the run's token, so that a Spark worker
 # reused across tasks builds the network once for the whole stage.
 _embedders: dict[str, Embedder] = {}
@@ -73,7 +77,14 @@ def cached_embedder(
     if token not in _embedders:
         _embedders.clear()
         gc.unfreeze()  # what the replaced embedder leaves behind can be collected again
-        _embedders[token] = load_embedder(backbone_loader(), threads)
+        backbone = backbone_loader()
+        _embedders[token] = load_embedder(backbone, threads)
+        # One line per process in the executor's log (Spark keeps a worker's stderr): on a
+        # cluster, how many interpreters were built, where, for which backbone.
+        sys.stderr.write(
+            f"{EMBEDDER_BUILT} {backbone.runtime} backbone {backbone.fingerprint or '-'} "
+            f"in process {os.getpid()} ({threads} thread(s))\n"
+        )
         # Spark's Python daemon runs a full gc.collect() after every task of a reused
         # worker, and the next task waits for it: 26 ms with LiteRT loaded, 220 ms once
         # TensorFlow is (runtime keras). Frozen, the long-lived objects (modules, the

@@ -1,0 +1,323 @@
+"""The EMR step on a real multi-node YARN: cluster, bucket, bootstrap, submit, read back.
+
+Everything comes from the project's own launcher (``fruits.apps.emr``): the artifacts it
+builds and uploads, the cluster configuration it requests (spark-defaults, spark-env,
+bootstrap action) and the spark-submit command of its step. The rehearsal changes only
+what cannot be AWS here, each listed in ``REHEARSAL_SETTINGS`` and the README.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyspark
+import pytest
+import s3fs
+
+from fruits.apps import emr
+from fruits.vision.embedder import EMBEDDER_BUILT
+from tests.conftest import REPO, WEIGHTS_FILE, S3Server, copy_project, copy_real_images
+from tools.yarn.minicluster import YarnCluster, mini_yarn
+
+BUCKET = "fruits-yarn"
+PREFIX = "eu/fruits"
+BIN = Path(sys.executable).parent
+# 8 classes x (20 Training + 5 Test) real images.
+CLASSES = ["Apple Braeburn", "Banana", "Cocos", "Kiwi", "Lemon", "Pear", "Raspberry", "Strawberry"]
+PER_SPLIT = {"Training": 20, "Test": 5}
+IMAGES = len(CLASSES) * sum(PER_SPLIT.values())
+S3A_JARS = [
+    REPO / ".jars" / "hadoop-aws-3.3.4.jar",
+    REPO / ".jars" / "aws-java-sdk-bundle-1.12.262.jar",
+]
+# Small featurization tasks: several per executor, so that reuse and retries show.
+IMAGES_PER_PARTITION = 20
+# The local copy of the images (for the `--env local` run compared with the cluster's).
+LOCAL_RAW = "yarn_raw_images"
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A finished spark-submit: its output, and the application it ran."""
+
+    returncode: int
+    output: str
+    application_id: str
+    containers: dict[str, Path]
+
+    @property
+    def succeeded(self) -> bool:
+        return self.returncode == 0 and "final status: SUCCEEDED" in self.output
+
+    def executor_logs(self) -> dict[str, str]:
+        """stderr of every executor container (not the driver's, container 1 of an attempt)."""
+        return {
+            name: (folder / "stderr").read_text(errors="replace")
+            for name, folder in self.containers.items()
+            if not name.endswith("_000001") and (folder / "stderr").is_file()
+        }
+
+    def driver_logs(self) -> list[str]:
+        """stderr of the driver's container of each attempt."""
+        return [
+            (folder / "stderr").read_text(errors="replace")
+            for name, folder in sorted(self.containers.items())
+            if name.endswith("_000001")
+        ]
+
+
+@pytest.fixture(scope="module")
+def yarn(tmp_path_factory) -> Iterator[YarnCluster]:
+    """One ResourceManager and two NodeManagers on 127.0.0.1 for the module."""
+    started = time.perf_counter()
+    with mini_yarn(tmp_path_factory.mktemp("yarn"), node_managers=2) as cluster:
+        logging.getLogger(__name__).warning(
+            "YARN cluster up in %.1f s", time.perf_counter() - started
+        )
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory) -> Path:
+    raw = tmp_path_factory.mktemp(LOCAL_RAW, numbered=False)
+    copy_real_images(raw, CLASSES, PER_SPLIT)
+    return raw
+
+
+@pytest.fixture(scope="module")
+def spec(tmp_path_factory) -> emr.ClusterSpec:
+    """The cluster `fruits-emr deploy --bucket fruits-yarn --prefix eu/fruits` would request."""
+    project = copy_project(tmp_path_factory.mktemp("project"))
+    return emr.ClusterSpec(bucket=BUCKET, prefix=PREFIX, project_dir=project)
+
+
+@pytest.fixture(scope="module")
+def s3_requests() -> Iterator[list[str]]:
+    """Every request line the S3 server answers (method and path), in order."""
+    lines: list[str] = []
+
+    class Recorder(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            message = record.getMessage()
+            if '"' in message:
+                lines.append(message.split('"')[1])  # e.g. GET /bucket/key HTTP/1.1
+
+    logger = logging.getLogger("werkzeug")
+    handler, level = Recorder(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    yield lines
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = True
+
+
+@pytest.fixture(scope="module")
+def bucket(s3_server: S3Server, s3_requests, spec, images, tmp_path_factory) -> S3Server:
+    """The bucket as `fruits-emr deploy` leaves it: artifacts, raw images, weights."""
+    s3 = s3_server.client()
+    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-3"})
+    staging = tmp_path_factory.mktemp("artifacts")
+    artifacts = emr.build_artifacts(spec.project_dir, staging)
+    emr.upload_artifacts(s3, artifacts, spec)
+    for image in sorted(images.rglob("*.jpg")):
+        s3.upload_file(str(image), BUCKET, f"{PREFIX}/raw/{image.relative_to(images).as_posix()}")
+    # The offline copy under its own name (checked against its known sha256): machines here
+    # cannot fetch the official file that the emr environment names.
+    s3.upload_file(str(WEIGHTS_FILE), BUCKET, f"{PREFIX}/models/{WEIGHTS_FILE.name}")
+    return s3_server
+
+
+@pytest.fixture(scope="module")
+def cluster_python(bucket: S3Server, spec, tmp_path_factory) -> Path:
+    """The Python of the containers: built by bootstrap/emr_bootstrap.sh itself.
+
+    Run as the cluster request's bootstrap action, with its arguments, except the venv's
+    folder (the test's); the AWS CLI reaches the local S3 server through AWS_ENDPOINT_URL.
+    """
+    [action] = emr.cluster_request(spec)["BootstrapActions"]
+    script = action["ScriptBootstrapAction"]
+    artifacts_uri, _venv = script["Args"]
+    assert script["Path"] == f"{artifacts_uri}/emr_bootstrap.sh"
+    venv = tmp_path_factory.mktemp("cluster") / "venv"
+    local_script = tmp_path_factory.mktemp("bootstrap") / "emr_bootstrap.sh"
+    bucket.client().download_file(BUCKET, f"{PREFIX}/artifacts/emr_bootstrap.sh", str(local_script))
+    environment = {**os.environ, **bucket.environment, "PATH": f"{BIN}:{os.environ['PATH']}"}
+    started = time.perf_counter()
+    result = subprocess.run(
+        ["bash", str(local_script), artifacts_uri, str(venv)],
+        env=environment, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    logging.getLogger(__name__).warning(
+        "bootstrap action: %.1f s\n%s", time.perf_counter() - started, result.stdout
+    )
+    return venv / "bin" / "python"
+
+
+def rehearsal_settings(bucket: S3Server, python: Path, staging: Path) -> dict[str, str]:
+    """What differs from EMR here, and only that (the README lists it)."""
+    credentials = {key: bucket.environment[key] for key in sorted(bucket.environment)}
+    jars = [f"local:{Path(pyspark.__file__).parent / 'jars'}/*", *(f"local:{j}" for j in S3A_JARS)]
+    return {
+        # The bootstrap action's venv is the test's folder, not /opt/fruits/venv.
+        emr.PYTHON_SETTING: str(python),
+        "spark.yarn.appMasterEnv.PYSPARK_PYTHON": str(python),
+        # EMR's nodes have Spark and EMRFS installed; here the containers use pyspark's jars
+        # and S3A, for s3:// (EMRFS on EMR) as for s3a://, against the local S3 server.
+        "spark.yarn.jars": ",".join(jars),
+        "spark.hadoop.fs.s3.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
+        "spark.hadoop.fs.s3a.endpoint": bucket.endpoint,
+        "spark.hadoop.fs.s3a.path.style.access": "true",
+        "spark.yarn.stagingDir": staging.as_uri(),
+        # The instance profile's role on EMR; the emulator's throw-away keys here.
+        **{f"spark.yarn.appMasterEnv.{key}": value for key, value in credentials.items()},
+        **{f"spark.executorEnv.{key}": value for key, value in credentials.items()},
+        # Containers listen on the loopback interface only.
+        "spark.yarn.appMasterEnv.SPARK_LOCAL_IP": "127.0.0.1",
+        "spark.executorEnv.SPARK_LOCAL_IP": "127.0.0.1",
+        # No external shuffle service in the mini cluster: two fixed executors of one core
+        # (EMR allocates dynamically), and container sizes for a 24 GB machine.
+        "spark.dynamicAllocation.enabled": "false",
+        "spark.executor.instances": "2",
+        "spark.executor.cores": "1",
+        "spark.executor.memory": "1g",
+        "spark.driver.memory": "1g",
+        "spark.yarn.maxAppAttempts": "1",
+    }
+
+
+def step_command(spec: emr.ClusterSpec) -> list[str]:
+    """The EMR step's command line, as `fruits-emr` builds it, on this YARN.
+
+    Changed: `--master yarn` (EMR's default master), the offline weights, and smaller
+    featurization tasks (several per executor).
+    """
+    arguments = list(emr.spark_step(spec)["HadoopJarStep"]["Args"])
+    assert arguments[:3] == ["spark-submit", "--deploy-mode", "cluster"]
+    params_at = arguments.index("--params") + 1
+    params = dict(item.split("=", 1) for item in arguments[params_at].split(","))
+    params["weights_source"] = f"s3a://{BUCKET}/{PREFIX}/models/{WEIGHTS_FILE.name}"
+    params["featurization.images_per_partition"] = str(IMAGES_PER_PARTITION)
+    arguments[params_at] = ",".join(f"{key}={value}" for key, value in params.items())
+    return [str(BIN / "spark-submit"), "--master", "yarn", *arguments[1:]]
+
+
+@pytest.fixture(scope="module")
+def submit(yarn: YarnCluster, bucket: S3Server, spec, cluster_python, tmp_path_factory):
+    """Run the step on YARN; ``during(application_id)`` runs while it does (fault injection)."""
+    request = emr.cluster_request(spec)
+    classifications = {c["Classification"]: c for c in request["Configurations"]}
+    spark_env = classifications["spark-env"]["Configurations"][0]["Properties"]
+
+    def run(
+        label: str,
+        during: Callable[[str, YarnCluster], None] | None = None,
+        extra: dict[str, str] | None = None,
+    ) -> Submission:
+        workdir = tmp_path_factory.mktemp(label)
+        # Each run starts from an empty data/ (no feature store to reuse), as a first run.
+        s3 = s3fs.S3FileSystem()
+        if s3.exists(f"{BUCKET}/{PREFIX}/data"):
+            s3.rm(f"{BUCKET}/{PREFIX}/data", recursive=True)
+        s3.invalidate_cache()
+        # The cluster's spark-defaults classification, as EMR writes spark-defaults.conf.
+        defaults = {
+            **classifications["spark-defaults"]["Properties"],
+            **rehearsal_settings(bucket, cluster_python, workdir / "staging"),
+            **(extra or {}),
+        }
+        (workdir / "spark-defaults.conf").write_text(
+            "".join(f"{key} {value}\n" for key, value in defaults.items())
+        )
+        environment = {
+            **os.environ,
+            **bucket.environment,
+            **{key: value for key, value in spark_env.items() if key != "PYSPARK_DRIVER_PYTHON"},
+            "PYSPARK_PYTHON": str(cluster_python),
+            "SPARK_CONF_DIR": str(workdir),
+            "HADOOP_CONF_DIR": str(yarn.conf_dir),
+            # The submitting JVM reads s3:// artifacts to stage them: S3A on its classpath.
+            "SPARK_DIST_CLASSPATH": ":".join(str(jar) for jar in S3A_JARS),
+            "SPARK_LOCAL_IP": "127.0.0.1",
+        }
+        log = workdir / "spark-submit.log"
+        with log.open("w") as output:
+            process = subprocess.Popen(
+                step_command(spec), cwd=workdir, env=environment, stdout=output,
+                stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+            try:
+                application_id = _wait_for_application(log, process)
+                if during is not None:
+                    during(application_id, yarn)
+                process.wait(timeout=600)
+            finally:
+                if process.poll() is None:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait()
+        text = log.read_text(errors="replace")
+        return Submission(
+            process.returncode, text, application_id, yarn.container_logs(application_id)
+        )
+
+    return run
+
+
+def _wait_for_application(log: Path, process: subprocess.Popen, timeout: float = 180) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = re.search(r"Submitted application (application_\d+_\d+)", log.read_text())
+        if found:
+            return found.group(1)
+        if process.poll() is not None:
+            raise AssertionError(f"spark-submit exited before submitting:\n{log.read_text()}")
+        time.sleep(0.2)
+    raise AssertionError(f"no application submitted in {timeout} s:\n{log.read_text()}")
+
+
+def wait_for_featurization(application_id: str, yarn: YarnCluster, timeout: float = 300) -> str:
+    """The first executor container whose Python worker has built its embedder: the CNN runs."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for name, folder in yarn.container_logs(application_id).items():
+            stderr = folder / "stderr"
+            if not name.endswith("_000001") and stderr.is_file():
+                if EMBEDDER_BUILT in stderr.read_text(errors="replace"):
+                    return name
+        time.sleep(0.05)
+    raise AssertionError(f"featurization never started in {application_id}")
+
+
+def kill_container_process(container: str, java_class: str) -> int:
+    """SIGKILL the JVM of ``container`` running ``java_class``; its pid."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if java_class in command and container in command and "java" in command.split("\0")[0]:
+            os.kill(int(entry.name), signal.SIGKILL)
+            return int(entry.name)
+    raise AssertionError(f"no {java_class} process for {container}")
+
+
+def event_log(application_id: str) -> list[dict]:
+    """The application's Spark event log, as the emr environment writes it to S3."""
+    s3 = s3fs.S3FileSystem()
+    [path] = [p for p in s3.find(f"{BUCKET}/{PREFIX}/logs/spark-events") if application_id in p]
+    with s3.open(path) as events:
+        return [json.loads(line) for line in events.read().decode().splitlines()]

@@ -1,0 +1,199 @@
+"""The EMR step in YARN cluster mode on two NodeManagers, and two faults it survives."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from urllib.parse import unquote
+
+import numpy as np
+import pandas as pd
+import pytest
+import s3fs
+
+from fruits.vision.embedder import EMBEDDER_BUILT
+from tests.conftest import WEIGHTS_FILE, WEIGHTS_PARAMS, run_project
+from tests.yarn.conftest import (
+    BUCKET,
+    IMAGES,
+    LOCAL_RAW,
+    PREFIX,
+    event_log,
+    kill_container_process,
+    wait_for_featurization,
+)
+
+pytestmark = pytest.mark.yarn
+DATA = f"{BUCKET}/{PREFIX}/data"
+
+
+@pytest.fixture(scope="module")
+def local_run(images, tmp_path_factory, spark) -> Path:
+    """The same images through `kedro run --env local` (in this process)."""
+    data_root = tmp_path_factory.mktemp("local_data")
+    run_project(raw_images_path=str(images), data_root=str(data_root), **WEIGHTS_PARAMS)
+    return data_root
+
+
+@pytest.fixture(scope="module")
+def cluster_run(submit, s3_requests):
+    """The step as EMR runs it, on a healthy cluster."""
+    already = len(s3_requests)
+    submission = submit("healthy")
+    assert submission.succeeded, submission.output[-5000:]
+    return submission, s3_requests[already:]
+
+
+def relative_key(path: str) -> str:
+    """An image's path below its raw folder (``raw/`` on S3, the local copy's root)."""
+    for root in ("/raw/", f"/{LOCAL_RAW}/"):
+        if root in path:
+            return unquote(path.split(root, 1)[1])
+    raise AssertionError(f"no raw root in {path}")
+
+
+def s3_table(relative: str) -> pd.DataFrame:
+    s3 = s3fs.S3FileSystem()
+    s3.invalidate_cache()
+    parts = s3.glob(f"{DATA}/{relative}/part-*.parquet")
+    table = pd.concat([pd.read_parquet(s3.open(part)) for part in parts], ignore_index=True)
+    return table.assign(image=table["path"].map(relative_key)).sort_values("image")
+
+
+def local_table(data_root: Path, relative: str) -> pd.DataFrame:
+    table = pd.read_parquet(data_root / relative)
+    return table.assign(image=table["path"].map(relative_key)).sort_values("image")
+
+
+def s3_json(relative: str) -> dict:
+    s3 = s3fs.S3FileSystem()
+    s3.invalidate_cache()
+    return json.loads(s3.cat_file(f"{DATA}/{relative}"))
+
+
+def assert_outputs_equal_local(local_run: Path) -> None:
+    """Every output on S3 equals the local run's: rows, labels, features, k, metrics."""
+    for relative, column in [
+        ("04_feature/image_features.parquet", "features"),
+        ("05_model_input/pca_features.parquet", "pca_features"),
+    ]:
+        on_s3, local = s3_table(relative), local_table(local_run, relative)
+        assert len(on_s3) == len(local) == IMAGES
+        for key in ("image", "label", "split"):
+            assert list(on_s3[key]) == list(local[key])
+        np.testing.assert_allclose(
+            np.stack(on_s3[column]), np.stack(local[column]), atol=1e-5, rtol=0
+        )
+    variance = s3_json("08_reporting/explained_variance.json")
+    local_variance = json.loads((local_run / "08_reporting/explained_variance.json").read_text())
+    assert variance["k"] == local_variance["k"]
+    np.testing.assert_allclose(
+        variance["explained_variance_ratio"], local_variance["explained_variance_ratio"],
+        atol=1e-9,
+    )  # fmt: skip
+    metrics = s3_json("08_reporting/classification_metrics.json")
+    local_metrics = json.loads((local_run / "08_reporting/classification_metrics.json").read_text())
+    for key in ("n_test_images", "accuracy", "labels", "confusion_matrix"):
+        assert metrics[key] == local_metrics[key], key
+    assert metrics["macro_f1"] == pytest.approx(local_metrics["macro_f1"], abs=1e-12)
+
+
+def assert_each_content_once_in_the_store() -> None:
+    s3 = s3fs.S3FileSystem()
+    s3.invalidate_cache()
+    current = s3.cat_file(f"{DATA}/04_feature/image_feature_store/_CURRENT").decode().strip()
+    parts = s3.glob(f"{DATA}/04_feature/image_feature_store/{current}/part-*.parquet")
+    store = pd.concat([pd.read_parquet(s3.open(part)) for part in parts], ignore_index=True)
+    assert store["content_hash"].is_unique and len(store) == IMAGES
+
+
+def featurization_tasks(events: list[dict]) -> Counter:
+    """Successful tasks per executor of the featurization stage (the first mapInArrow one)."""
+    stages = [
+        event["Stage Info"]["Stage ID"]
+        for event in events
+        if event["Event"] == "SparkListenerStageSubmitted"
+        and "MapInArrow" in json.dumps(event["Stage Info"]["RDD Info"])
+    ]
+    featurization = min(stages)
+    return Counter(
+        event["Task Info"]["Executor ID"]
+        for event in events
+        if event["Event"] == "SparkListenerTaskEnd"
+        and event["Stage ID"] == featurization
+        and event["Task End Reason"]["Reason"] == "Success"
+    )
+
+
+def test_the_step_succeeds_in_cluster_mode_and_equals_a_local_run(cluster_run, local_run):
+    submission, _ = cluster_run
+    assert_outputs_equal_local(local_run)
+    # The driver ran in a YARN container (the application master's), from the venv the
+    # bootstrap action built, with the wheel installed there.
+    [driver_log] = submission.driver_logs()
+    assert (
+        "fruits 0.1.0 from" in driver_log
+        and "/venv/lib/python3.11/site-packages/fruits" in driver_log
+    )
+    assert "Run summary:" in driver_log and f"{IMAGES} image files" in driver_log
+
+
+def test_featurization_ran_on_two_executors_each_building_its_model_once(cluster_run):
+    submission, _ = cluster_run
+    tasks = featurization_tasks(event_log(submission.application_id))
+    assert len(tasks) == 2 and min(tasks.values()) >= 2, tasks
+    logs = submission.executor_logs()
+    assert len(logs) == 2  # two executors, each in its own container
+    for stderr in logs.values():
+        assert stderr.count(EMBEDDER_BUILT) == 1  # one interpreter, reused by every task
+
+
+def test_no_executor_read_the_weights_file(cluster_run):
+    _, requests = cluster_run
+    weights = f"/{BUCKET}/{PREFIX}/models/{WEIGHTS_FILE.name}"
+    reads = [line for line in requests if line.startswith("GET ") and weights in line]
+    assert len(reads) == 1  # the driver's; the executors got the broadcast
+
+
+def test_a_lost_executor_is_replaced_and_the_outputs_stay_exact(submit, local_run):
+    killed: list[int] = []
+
+    def kill_an_executor(application_id, yarn):
+        container = wait_for_featurization(application_id, yarn)
+        killed.append(kill_container_process(container, "CoarseGrainedExecutorBackend"))
+
+    submission = submit("executor_lost", during=kill_an_executor)
+    assert submission.succeeded, submission.output[-5000:]
+    assert killed
+    lost = [
+        event for event in event_log(submission.application_id)
+        if event["Event"] == "SparkListenerTaskEnd"
+        and event["Task End Reason"]["Reason"] == "ExecutorLostFailure"
+    ]  # fmt: skip
+    assert lost, "the executor was killed after its tasks were done"
+    assert_outputs_equal_local(local_run)
+    assert_each_content_once_in_the_store()
+
+
+def test_a_killed_driver_is_retried_by_yarn_and_the_outputs_stay_exact(submit, local_run):
+    killed: list[int] = []
+
+    def kill_the_driver(application_id, yarn):
+        wait_for_featurization(application_id, yarn)
+        [driver] = [
+            name for name in yarn.container_logs(application_id) if name.endswith("_000001")
+        ]
+        killed.append(kill_container_process(driver, "ApplicationMaster"))
+
+    submission = submit(
+        "driver_lost", during=kill_the_driver, extra={"spark.yarn.maxAppAttempts": "2"}
+    )
+    assert submission.succeeded, submission.output[-5000:]
+    assert killed and len(submission.driver_logs()) == 2  # two attempts
+    assert_outputs_equal_local(local_run)
+    assert_each_content_once_in_the_store()
+    report = s3_json("08_reporting/featurization_report.json")
+    # The first attempt died before the store's snapshot was committed: the second ran
+    # the CNN again on every content (what a crash costs: the unfinished stage, once).
+    assert (report["image_files"], report["contents_new"]) == (IMAGES, IMAGES)

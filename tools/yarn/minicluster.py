@@ -1,0 +1,125 @@
+"""A local multi-node YARN on 127.0.0.1, started and stopped from Python.
+
+``MiniYarn.java`` (next to this file) runs Hadoop's MiniYARNCluster from the jars that
+``make setup`` copies into ``.jars/yarn/``; this module starts it, waits until it listens,
+and stops it with every container it launched. ``make yarn-cluster`` runs it until Ctrl-C.
+
+    with mini_yarn(workdir, node_managers=2) as cluster:
+        env = {"HADOOP_CONF_DIR": str(cluster.conf_dir), ...}   # then spark-submit --master yarn
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+LAUNCHER = Path(__file__).with_name("MiniYarn.java")
+JARS = REPO / ".jars" / "yarn"
+# Java 17 closes the JDK internals Hadoop 3.3 reaches into (reflection, NIO, direct buffers).
+ADD_OPENS = [
+    f"--add-opens=java.base/{package}=ALL-UNNAMED"
+    for package in (
+        "java.lang", "java.lang.reflect", "java.util", "java.io", "java.net", "java.nio",
+        "sun.nio.ch", "java.util.concurrent",
+    )
+]  # fmt: skip
+START_TIMEOUT_S = 120
+
+
+@dataclass(frozen=True)
+class YarnCluster:
+    """A running cluster: its client configuration and where its NodeManagers keep logs."""
+
+    conf_dir: Path
+    resource_manager: str
+    workdir: Path
+
+    def container_logs(self, application_id: str) -> dict[str, Path]:
+        """Each container of the application (all attempts): its log folder, by container id.
+
+        A container's folder holds ``stdout`` and ``stderr`` (a Spark driver's or
+        executor's log, and its Python workers' stderr).
+        """
+        return {
+            folder.name: folder
+            for folder in sorted(self.workdir.glob(f"**/*logDir*/{application_id}/container_*"))
+        }
+
+
+def _wait_until_ready(process: subprocess.Popen, log: Path) -> str:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"MiniYARNCluster exited ({process.returncode}): see {log}")
+        ready, _, _ = select.select([process.stdout], [], [], 1.0)
+        if ready:
+            line = process.stdout.readline()
+            if line.startswith("READY "):
+                return line.split()[1]
+    raise RuntimeError(f"MiniYARNCluster did not start in {START_TIMEOUT_S} s: see {log}")
+
+
+def _stop_containers(workdir: Path) -> None:
+    """SIGKILL whatever still runs from the cluster's folders (containers run in their own
+    sessions: they outlive a killed NodeManager)."""
+    marker = str(workdir)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        with contextlib.suppress(OSError):
+            if marker in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                os.kill(int(entry.name), signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def mini_yarn(workdir: Path, node_managers: int = 2) -> Iterator[YarnCluster]:
+    """Start a ResourceManager and ``node_managers`` NodeManagers; stop them on exit."""
+    if not any(JARS.glob("hadoop-client-minicluster-*.jar")):
+        raise RuntimeError(f"No YARN jars in {JARS}: run `make setup` (Maven fetches them).")
+    workdir.mkdir(parents=True, exist_ok=True)
+    conf_dir, log = workdir / "hadoop-conf", workdir / "minicluster.log"
+    with log.open("w") as log_file:
+        process = subprocess.Popen(
+            ["java", "-cp", f"{JARS}/*", *ADD_OPENS, str(LAUNCHER), str(conf_dir),
+             str(node_managers)],
+            cwd=workdir, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log_file,
+            text=True, start_new_session=True,
+        )  # fmt: skip
+        try:
+            resource_manager = _wait_until_ready(process, log)
+            yield YarnCluster(conf_dir, resource_manager, workdir)
+        finally:
+            process.stdin.close()  # the launcher stops the cluster when its input closes
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+            _stop_containers(workdir)
+
+
+def main() -> None:
+    """`make yarn-cluster`: run a two-NodeManager cluster until interrupted."""
+    workdir = Path(tempfile.mkdtemp(prefix="fruits-yarn-"))
+    with mini_yarn(workdir) as cluster:
+        sys.stdout.write(
+            f"YARN is up: ResourceManager {cluster.resource_manager}, logs under {workdir}\n"
+            f"export HADOOP_CONF_DIR={cluster.conf_dir}\nCtrl-C stops it.\n"
+        )
+        sys.stdout.flush()
+        with contextlib.suppress(KeyboardInterrupt):
+            signal.pause()
+
+
+if __name__ == "__main__":
+    main()
