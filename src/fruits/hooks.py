@@ -11,7 +11,7 @@ from typing import Any
 from kedro.framework.context import KedroContext
 from kedro.framework.hooks import hook_impl
 from kedro.pipeline import Node, Pipeline
-from pyspark import SparkConf
+from pyspark import SparkConf, SparkContext
 from pyspark.sql import SparkSession
 
 from fruits.gdpr import require_eu_region
@@ -40,7 +40,12 @@ class SparkHooks:
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         spark_settings = dict(context.config_loader["spark"])
         app_name = spark_settings.pop("spark.app.name", context.project_path.name)
-        # In a spark-submit driver, SparkConf() holds what the launcher set.
+        if "PYSPARK_GATEWAY_PORT" in os.environ:
+            # Started by spark-submit (an EMR step, YARN cluster mode): its JVM is up and holds
+            # the launcher's settings. Connect first, or SparkConf() sees none of them and
+            # spark.yml would override the cluster's spark-defaults (the YARN rehearsal
+            # caught it: the event log went to the configured placeholder bucket).
+            SparkContext._ensure_initialized()
         spark_conf = SparkConf()
         for key, value in as_spark_settings(spark_settings).items():
             spark_conf.setIfMissing(key, value)

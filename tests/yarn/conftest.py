@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pyspark
@@ -68,12 +68,19 @@ class Submission:
         }
 
     def driver_logs(self) -> list[str]:
-        """stderr of the driver's container of each attempt."""
-        return [
-            (folder / "stderr").read_text(errors="replace")
-            for name, folder in sorted(self.containers.items())
-            if name.endswith("_000001")
-        ]
+        """The driver container's log of each attempt (stdout, where Kedro logs, and stderr),
+        without its source column nor whitespace: Kedro's log handler wraps long lines."""
+        logs = []
+        for name, folder in sorted(self.containers.items()):
+            if name.endswith("_000001"):
+                text = "".join(
+                    (folder / log).read_text(errors="replace")
+                    for log in ("stdout", "stderr")
+                    if (folder / log).is_file()
+                )
+                text = re.sub(r" +[\w.]+\.py:\d+ *$", "", text, flags=re.MULTILINE)
+                logs.append("".join(text.split()))
+        return logs
 
 
 @pytest.fixture(scope="module")
@@ -225,7 +232,9 @@ def submit(yarn: YarnCluster, bucket: S3Server, spec, cluster_python, tmp_path_f
         label: str,
         during: Callable[[str, YarnCluster], None] | None = None,
         extra: dict[str, str] | None = None,
+        pipelines: str | None = None,
     ) -> Submission:
+        """``pipelines``: as `fruits-emr submit --pipelines` (default: every pipeline)."""
         workdir = tmp_path_factory.mktemp(label)
         # Each run starts from an empty data/ (no feature store to reuse), as a first run.
         s3 = s3fs.S3FileSystem()
@@ -241,11 +250,17 @@ def submit(yarn: YarnCluster, bucket: S3Server, spec, cluster_python, tmp_path_f
         (workdir / "spark-defaults.conf").write_text(
             "".join(f"{key} {value}\n" for key, value in defaults.items())
         )
+        # Not the test process's PYTHONPATH: Kedro puts this checkout's src/ there, and YARN
+        # would hand it to the containers (the driver would import the checkout, not the
+        # wheel the bootstrap action installed).
+        inherited = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
         environment = {
-            **os.environ,
+            **inherited,
             **bucket.environment,
             **{key: value for key, value in spark_env.items() if key != "PYSPARK_DRIVER_PYTHON"},
             "PYSPARK_PYTHON": str(cluster_python),
+            # EMR's Spark installation (/usr/lib/spark): pyspark's, here.
+            "SPARK_HOME": str(Path(pyspark.__file__).parent),
             "SPARK_CONF_DIR": str(workdir),
             "HADOOP_CONF_DIR": str(yarn.conf_dir),
             # The submitting JVM reads s3:// artifacts to stage them: S3A on its classpath.
@@ -254,8 +269,9 @@ def submit(yarn: YarnCluster, bucket: S3Server, spec, cluster_python, tmp_path_f
         }
         log = workdir / "spark-submit.log"
         with log.open("w") as output:
+            command = step_command(replace(spec, pipelines=pipelines))
             process = subprocess.Popen(
-                step_command(spec), cwd=workdir, env=environment, stdout=output,
+                command, cwd=workdir, env=environment, stdout=output,
                 stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
             try:

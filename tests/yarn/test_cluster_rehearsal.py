@@ -72,12 +72,18 @@ def s3_json(relative: str) -> dict:
     return json.loads(s3.cat_file(f"{DATA}/{relative}"))
 
 
-def assert_outputs_equal_local(local_run: Path) -> None:
+# What the fault runs compute (the CNN is what a lost process interrupts); the healthy run
+# computes everything.
+FEATURES_ONLY = "ingestion,featurization"
+
+
+def assert_outputs_equal_local(local_run: Path, features_only: bool = False) -> None:
     """Every output on S3 equals the local run's: rows, labels, features, k, metrics."""
-    for relative, column in [
+    tables = [
         ("04_feature/image_features.parquet", "features"),
         ("05_model_input/pca_features.parquet", "pca_features"),
-    ]:
+    ]
+    for relative, column in tables[:1] if features_only else tables:
         on_s3, local = s3_table(relative), local_table(local_run, relative)
         assert len(on_s3) == len(local) == IMAGES
         for key in ("image", "label", "split"):
@@ -85,6 +91,8 @@ def assert_outputs_equal_local(local_run: Path) -> None:
         np.testing.assert_allclose(
             np.stack(on_s3[column]), np.stack(local[column]), atol=1e-5, rtol=0
         )
+    if features_only:
+        return
     variance = s3_json("08_reporting/explained_variance.json")
     local_variance = json.loads((local_run / "08_reporting/explained_variance.json").read_text())
     assert variance["k"] == local_variance["k"]
@@ -132,11 +140,9 @@ def test_the_step_succeeds_in_cluster_mode_and_equals_a_local_run(cluster_run, l
     # The driver ran in a YARN container (the application master's), from the venv the
     # bootstrap action built, with the wheel installed there.
     [driver_log] = submission.driver_logs()
-    assert (
-        "fruits 0.1.0 from" in driver_log
-        and "/venv/lib/python3.11/site-packages/fruits" in driver_log
-    )
-    assert "Run summary:" in driver_log and f"{IMAGES} image files" in driver_log
+    assert "fruits0.1.0from" in driver_log
+    assert "/venv/lib/python3.11/site-packages/fruits/__init__.py" in driver_log
+    assert f"Runsummary:{IMAGES}imagefiles,{IMAGES}accepted,0rejected" in driver_log
 
 
 def test_featurization_ran_on_two_executors_each_building_its_model_once(cluster_run):
@@ -163,7 +169,7 @@ def test_a_lost_executor_is_replaced_and_the_outputs_stay_exact(submit, local_ru
         container = wait_for_featurization(application_id, yarn)
         killed.append(kill_container_process(container, "CoarseGrainedExecutorBackend"))
 
-    submission = submit("executor_lost", during=kill_an_executor)
+    submission = submit("executor_lost", during=kill_an_executor, pipelines=FEATURES_ONLY)
     assert submission.succeeded, submission.output[-5000:]
     assert killed
     lost = [
@@ -172,7 +178,7 @@ def test_a_lost_executor_is_replaced_and_the_outputs_stay_exact(submit, local_ru
         and event["Task End Reason"]["Reason"] == "ExecutorLostFailure"
     ]  # fmt: skip
     assert lost, "the executor was killed after its tasks were done"
-    assert_outputs_equal_local(local_run)
+    assert_outputs_equal_local(local_run, features_only=True)
     assert_each_content_once_in_the_store()
 
 
@@ -187,11 +193,14 @@ def test_a_killed_driver_is_retried_by_yarn_and_the_outputs_stay_exact(submit, l
         killed.append(kill_container_process(driver, "ApplicationMaster"))
 
     submission = submit(
-        "driver_lost", during=kill_the_driver, extra={"spark.yarn.maxAppAttempts": "2"}
+        "driver_lost",
+        during=kill_the_driver,
+        extra={"spark.yarn.maxAppAttempts": "2"},
+        pipelines=FEATURES_ONLY,
     )
     assert submission.succeeded, submission.output[-5000:]
     assert killed and len(submission.driver_logs()) == 2  # two attempts
-    assert_outputs_equal_local(local_run)
+    assert_outputs_equal_local(local_run, features_only=True)
     assert_each_content_once_in_the_store()
     report = s3_json("08_reporting/featurization_report.json")
     # The first attempt died before the store's snapshot was committed: the second ran

@@ -34,6 +34,7 @@ ADD_OPENS = [
     )
 ]  # fmt: skip
 START_TIMEOUT_S = 120
+STOP_GRACE_S = 5
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,9 @@ def mini_yarn(workdir: Path, node_managers: int = 2) -> Iterator[YarnCluster]:
         finally:
             process.stdin.close()  # the launcher stops the cluster when its input closes
             try:
-                process.wait(timeout=60)
+                # A graceful stop waits on the NodeManagers' deletion services (logs are kept
+                # for 10 minutes): beyond a few seconds, kill; no state is worth keeping.
+                process.wait(timeout=STOP_GRACE_S)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
