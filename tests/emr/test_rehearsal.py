@@ -58,6 +58,7 @@ def emr_run(s3_server, packaged_project, local_images, tmp_path_factory):
         assert jar.is_file(), f"{jar} missing: run `make setup`, which fetches it with Maven."
     s3 = s3_server.client()
     s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-3"})
+    s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/logs/spark-events/")
     for image in sorted(local_images.rglob("*.jpg")):
         key = f"{PREFIX}/raw/{image.relative_to(local_images).as_posix()}"
         s3.upload_file(str(image), BUCKET, key)
@@ -78,6 +79,8 @@ def emr_run(s3_server, packaged_project, local_images, tmp_path_factory):
         "--py-files", str(wheel),
         "--conf", f"spark.hadoop.fs.s3a.endpoint={s3_server.endpoint}",
         "--conf", "spark.hadoop.fs.s3a.path.style.access=true",
+        # The event log folder `fruits-emr` creates under the bucket and prefix it is given.
+        "--conf", f"spark.eventLog.dir=s3a://{BUCKET}/{PREFIX}/logs/spark-events",
         str(REPO / "bootstrap" / "emr_step.py"),
         "--env", "emr",
         "--conf-source", str(packaged_project / "conf-fruits.tar.gz"),
