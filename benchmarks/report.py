@@ -106,7 +106,7 @@ def main_notes(results: dict[str, Any]) -> list[str]:
         lines += [
             "",
             "Where row (c)'s time goes (the project's NodeTimer hook, saves included, mean of",
-            f"the runs; ingestion and the backbone export run at the same time): {listed}.",
+            f"the runs; one node at a time): {listed}.",
         ]
     return lines
 

@@ -91,7 +91,7 @@ def train_classifier(
 def evaluate_classifier(
     pca_features: DataFrame,
     fruit_classifier: PipelineModel,
-    classifier_tuning: dict[str, Any],
+    classifier_training: dict[str, Any],
     test_split: str,
 ) -> dict[str, Any]:
     """Score the classifier on one split: accuracy, macro-F1, per-class figures, confusion.
@@ -134,7 +134,7 @@ def evaluate_classifier(
         "n_test_images": int(support.sum()),
         "accuracy": float(correct.sum() / support.sum()),
         "macro_f1": float(f1[tested].mean()),
-        "classifier": classifier_tuning,
+        "classifier": classifier_training,
         "per_class": {
             label: {
                 "precision": float(precision[i]),
