@@ -121,6 +121,9 @@ def main() -> None:
         )
         sys.stdout.flush()
         with contextlib.suppress(KeyboardInterrupt):
+            # Ctrl-C or a TERM stops the cluster (a background job ignores SIGINT by default).
+            for stop in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(stop, signal.default_int_handler)
             signal.pause()
 
 
