@@ -16,6 +16,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+import s3fs
 from moto.server import ThreadedMotoServer
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
@@ -221,10 +222,14 @@ def s3_server(monkeypatch_module) -> Iterator[S3Server]:
     }
     for key, value in environment.items():
         monkeypatch_module.setenv(key, value)
+    # fsspec caches file systems by their arguments: an S3FileSystem() of an earlier module
+    # would still talk to that module's (stopped) server.
+    s3fs.S3FileSystem.clear_instance_cache()
     try:
         yield S3Server(endpoint, environment)
     finally:
         server.stop()
+        s3fs.S3FileSystem.clear_instance_cache()
 
 
 @pytest.fixture(scope="module")
