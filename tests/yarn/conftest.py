@@ -27,7 +27,7 @@ import s3fs
 from fruits.apps import emr
 from fruits.vision.embedder import EMBEDDER_BUILT
 from tests.conftest import REPO, WEIGHTS_FILE, S3Server, copy_project, copy_real_images
-from tools.yarn.minicluster import YarnCluster, mini_yarn
+from tools.yarn.minicluster import YarnCluster, mini_yarn, processes
 
 BUCKET = "fruits-yarn"
 PREFIX = "eu/fruits"
@@ -318,16 +318,10 @@ def wait_for_featurization(application_id: str, yarn: YarnCluster, timeout: floa
 
 def kill_container_process(container: str, java_class: str) -> int:
     """SIGKILL the JVM of ``container`` running ``java_class``; its pid."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            command = (entry / "cmdline").read_bytes().decode(errors="replace")
-        except OSError:
-            continue
-        if java_class in command and container in command and "java" in command.split("\0")[0]:
-            os.kill(int(entry.name), signal.SIGKILL)
-            return int(entry.name)
+    for pid, argv in processes(java_class, container):
+        if argv[0].endswith("java"):
+            os.kill(pid, signal.SIGKILL)
+            return pid
     raise AssertionError(f"no {java_class} process for {container}")
 
 

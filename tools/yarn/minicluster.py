@@ -70,16 +70,26 @@ def _wait_until_ready(process: subprocess.Popen, log: Path) -> str:
     raise RuntimeError(f"MiniYARNCluster did not start in {START_TIMEOUT_S} s: see {log}")
 
 
-def _stop_containers(workdir: Path) -> None:
-    """SIGKILL whatever still runs from the cluster's folders (containers run in their own
-    sessions: they outlive a killed NodeManager)."""
-    marker = str(workdir)
+def processes(*markers: str) -> Iterator[tuple[int, list[str]]]:
+    """``(pid, argv)`` of every other process whose command line holds all ``markers``."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
+        try:
+            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:  # it ended meanwhile
+            continue
+        command = " ".join(argv)
+        if all(marker in command for marker in markers):
+            yield int(entry.name), argv
+
+
+def _stop_containers(workdir: Path) -> None:
+    """SIGKILL whatever still runs from the cluster's folders (containers run in their own
+    sessions: they outlive a killed NodeManager)."""
+    for pid, _ in processes(str(workdir)):
         with contextlib.suppress(OSError):
-            if marker in (entry / "cmdline").read_bytes().decode(errors="replace"):
-                os.kill(int(entry.name), signal.SIGKILL)
+            os.kill(pid, signal.SIGKILL)
 
 
 @contextlib.contextmanager
