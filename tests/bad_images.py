@@ -7,6 +7,8 @@ returns its path.
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -56,8 +58,25 @@ def heic_photo(folder: Path) -> Path:
     return path
 
 
+def oversized_png(folder: Path) -> Path:
+    """A real PNG whose header claims 12000x10000 pixels (120 Mpx, over the 100 Mpx limit).
+
+    Under twice PIL's own limit, where PIL only warns: the stated limit must be
+    enforced from the header, before any pixel is decoded (1.2 GB here).
+    """
+    encoded = io.BytesIO()
+    source_rgb().save(encoded, format="PNG")
+    content = bytearray(encoded.getvalue())
+    # IHDR is the first chunk: length (4), type (4), width (4), height (4)..., then its CRC.
+    content[16:24] = struct.pack(">II", 12_000, 10_000)
+    content[29:33] = struct.pack(">I", zlib.crc32(bytes(content[12:29])))
+    (path := folder / "huge.png").write_bytes(bytes(content))
+    return path
+
+
 REJECTED = {
     empty_file: "empty file",
+    oversized_png: "12000x10000 pixels, more than 100 Mpx",
     truncated_jpeg: "corrupt or truncated image",
     html_as_jpeg: "not an image in a supported format",
     heic_photo: "not an image in a supported format",

@@ -17,11 +17,14 @@ class UnreadableImageError(ValueError):
 
 # Fruits-360 backgrounds are white: transparent pixels become white, not black.
 _BACKGROUND = (255, 255, 255)
-# Refuse to decode more pixels than this (PIL's decompression-bomb guard raises beyond it).
+# Refuse to decode more pixels than this. Checked from the header before any pixel is
+# decoded: PIL's own guard only warns up to twice its limit and raises beyond.
 MAX_IMAGE_PIXELS = 100_000_000
 
 
-def decode_image(content: bytes, input_size: int) -> Image.Image:
+def decode_image(
+    content: bytes, input_size: int, max_pixels: int = MAX_IMAGE_PIXELS
+) -> Image.Image:
     """Decode encoded image bytes into an upright 8-bit RGB image.
 
     - JPEGs much larger than ``input_size`` are decoded at a reduced scale (1/2..1/8,
@@ -35,11 +38,18 @@ def decode_image(content: bytes, input_size: int) -> Image.Image:
     """
     if not content:
         raise UnreadableImageError("empty file")
-    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = max_pixels
     try:
         with Image.open(io.BytesIO(content)) as image:
+            if image.width * image.height > max_pixels:
+                raise UnreadableImageError(
+                    f"image too large ({image.width}x{image.height} pixels, more than "
+                    f"{max_pixels / 1e6:g} Mpx)"
+                )
             image.draft("RGB", (input_size, input_size))
             return _to_rgb(ImageOps.exif_transpose(image))
+    except UnreadableImageError:
+        raise
     except UnidentifiedImageError as error:
         raise UnreadableImageError(
             "not an image in a supported format (JPEG, PNG, WebP, BMP, GIF, TIFF)"
@@ -81,7 +91,7 @@ def preprocess_image(content: bytes, input_size: int) -> np.ndarray:
     return pixels
 
 
-def preprocess_into(content: bytes, pixels: np.ndarray) -> None:
+def preprocess_into(content: bytes, pixels: np.ndarray, max_pixels: int = MAX_IMAGE_PIXELS) -> None:
     """``preprocess_image`` written into ``pixels``, a float32 (size, size, 3) array.
 
     In place, because a fresh 600 kB array per step costs more than the arithmetic
@@ -92,7 +102,7 @@ def preprocess_into(content: bytes, pixels: np.ndarray) -> None:
         UnreadableImageError: The bytes are not a usable image.
     """
     input_size = pixels.shape[0]
-    rgb = decode_image(content, input_size)
+    rgb = decode_image(content, input_size, max_pixels)
     pixels[...] = np.asarray(rgb.resize((input_size, input_size), Image.Resampling.BILINEAR))
     pixels /= 127.5
     pixels -= 1.0
