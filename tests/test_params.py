@@ -1,8 +1,17 @@
 """Parameters: one typed model per pipeline, each problem named in one line."""
 
+import shutil
+
 import pytest
 
-from fruits.params import ClassificationParams, FeaturizationParams, ParameterError, ReductionParams
+from fruits.params import (
+    ClassificationParams,
+    FeaturizationParams,
+    IngestionParams,
+    ParameterError,
+    ReductionParams,
+)
+from tests.conftest import REPO
 
 FEATURIZATION = {"runtime": "tflite", "input_size": 224, "batch_size": 1,
                  "images_per_partition": 4096, "threads_per_worker": 1}  # fmt: skip
@@ -69,3 +78,46 @@ def test_the_classifier_settings_leave_out_what_does_not_change_the_model():
         "train_split": "Training", "reg_params": [0.01, 1.0], "elastic_net_param": 0.0,
         "max_iter": 10, "train_ratio": 0.8, "seed": 1,
     }  # fmt: skip
+
+
+INGESTION = {"split_folders": ["Training", "Test"], "unsplit_test_share": 0.2,
+             "unsplit_train_split": "Training", "unsplit_test_split": "Test"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("share", "message"),
+    [
+        (0, "ingestion.unsplit_test_share=0: Input should be greater than 0"),
+        (0.0, "ingestion.unsplit_test_share=0.0: Input should be greater than 0"),
+        (1, "ingestion.unsplit_test_share=1: Input should be less than 1"),
+        (1.5, "ingestion.unsplit_test_share=1.5: Input should be less than 1"),
+        (True, "ingestion.unsplit_test_share=True: Input should be a valid number"),
+        ("0.2", "ingestion.unsplit_test_share='0.2': Input should be a valid number"),
+        (None, "ingestion.unsplit_test_share=None: Input should be a valid number"),
+    ],
+)
+def test_the_unsplit_test_share_is_a_fraction_strictly_between_0_and_1(share, message):
+    with pytest.raises(ParameterError) as refused:
+        IngestionParams.model_validate(INGESTION | {"unsplit_test_share": share})
+    assert str(refused.value) == message
+
+
+def test_the_split_names_are_given_once_for_ingestion_and_classification(tmp_path):
+    """Renaming the splits in globals.yml renames them in both pipelines' parameters."""
+    from kedro.config import OmegaConfigLoader  # noqa: PLC0415
+
+    from fruits.settings import CONFIG_LOADER_ARGS  # noqa: PLC0415
+
+    conf = shutil.copytree(REPO / "conf", tmp_path / "conf")
+    globals_file = conf / "base" / "globals.yml"
+    text = globals_file.read_text()
+    assert "\ntrain_split: Training\ntest_split: Test\n" in text
+    globals_file.write_text(text.replace("\ntrain_split: Training\n", "\ntrain_split: Fit\n"))
+    args = {key: value for key, value in CONFIG_LOADER_ARGS.items() if key != "default_run_env"}
+    parameters = OmegaConfigLoader(str(conf), env="local", **args)["parameters"]
+    ingestion = IngestionParams.model_validate(parameters["ingestion"])
+    classification = ClassificationParams.model_validate(parameters["classification"])
+    assert ingestion.split_folders == ["Fit", "Test"]
+    assert (ingestion.unsplit_train_split, ingestion.unsplit_test_split) == ("Fit", "Test")
+    assert (classification.train_split, classification.test_split) == ("Fit", "Test")
+    assert ingestion.unsplit_test_share == 0.2

@@ -62,6 +62,11 @@ class IngestionParams(PipelineParams):
     SECTION = "ingestion"
     # A class folder's parent with one of these names gives the image's split.
     split_folders: list[str]
+    # Any other image gets a split from its content hash: about this share the test split.
+    unsplit_test_share: Annotated[float, Field(gt=0, lt=1)]
+    # The splits those images get (the classifier's training and test splits).
+    unsplit_train_split: str
+    unsplit_test_split: str
 
 
 class FeaturizationParams(PipelineParams):

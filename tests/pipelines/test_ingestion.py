@@ -2,6 +2,7 @@
 
 import hashlib
 import shutil
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -10,12 +11,18 @@ from fruits.datasets import ImageFilesDataset
 from fruits.params import IngestionParams
 from fruits.pipelines.ingestion.nodes import build_image_table
 from tests.conftest import FRUITS_360, REPO, WEIGHTS_PARAMS
-from tests.helpers import local_path
+from tests.helpers import local_path, split_by_hash
 
 APPLE = FRUITS_360 / "Training" / "Apple Braeburn"
 KIWI = FRUITS_360 / "Test" / "Kiwi"
 
-SPLITS = IngestionParams(split_folders=["Training", "Test"])
+SPLITS = IngestionParams(
+    split_folders=["Training", "Test"],
+    unsplit_test_share=0.2,
+    unsplit_train_split="Training",
+    unsplit_test_split="Test",
+)
+IMAGE_LOAD_ARGS = {"recursiveFileLookup": True, "pathGlobFilter": "*.{[jJ][pP][gG],[pP][nN][gG]}"}
 
 
 @pytest.fixture()
@@ -68,7 +75,7 @@ def test_catalog_reads_jpeg_and_png_in_any_case_recursively(
     }
 
 
-def test_build_image_table_derives_label_split_and_hash(spark, raw_images_dataset):
+def test_build_image_table_derives_label_split_and_hash(spark, raw_images_dataset, odd_image_tree):
     rows = build_image_table(raw_images_dataset.load(), SPLITS).collect()
     assert [field for field in rows[0].asDict()] == [
         "path", "label", "split", "content_hash", "content",
@@ -79,7 +86,8 @@ def test_build_image_table_derives_label_split_and_hash(spark, raw_images_datase
         "b.JPG": ("Apple Braeburn", "Training"),
         "c.jpeg": ("Kiwi", "Test"),
         "d.JpEg": ("Pêche + plate", "Test"),
-        "e.jpg": ("Lemon", None),
+        # Unsorted/ is no split folder: the split comes from the bytes.
+        "e.jpg": ("Lemon", split_by_hash((odd_image_tree / "Unsorted/Lemon/e.jpg").read_bytes())),
         "f.PNG": ("Banana", "Training"),
     }
     for row in rows:
@@ -89,10 +97,12 @@ def test_build_image_table_derives_label_split_and_hash(spark, raw_images_datase
 
 
 def test_split_folders_are_a_parameter(spark, raw_images_dataset):
-    unsorted = IngestionParams(split_folders=["Unsorted"])
+    unsorted = IngestionParams.model_validate(SPLITS.model_dump() | {"split_folders": ["Unsorted"]})
     rows = build_image_table(raw_images_dataset.load(), unsorted).collect()
     assert {row.label: row.split for row in rows}["Lemon"] == "Unsorted"
-    assert {row.split for row in rows} == {"Unsorted", None}
+    for row in rows:
+        if row.label != "Lemon":
+            assert row.split == split_by_hash(local_path(row.path).read_bytes())
 
 
 def test_every_file_once_whatever_its_name_empty_ones_included(spark, tmp_path):
@@ -105,7 +115,7 @@ def test_every_file_once_whatever_its_name_empty_ones_included(spark, tmp_path):
         for name in names:
             target = tmp_path / folder / name
             target.write_bytes(b"" if name == "empty.jpg" else source.read_bytes())
-    load_args = {"recursiveFileLookup": True, "pathGlobFilter": "*.{[jJ][pP][gG],[pP][nN][gG]}"}
+    load_args = IMAGE_LOAD_ARGS
     spark_alone = spark.read.format("binaryFile").options(**load_args).load(str(tmp_path))
     assert spark_alone.count() == len(folders) * (len(names) - 1)  # skips the empty files
     raw = ImageFilesDataset(filepath=str(tmp_path), load_args=load_args).load()
@@ -117,3 +127,60 @@ def test_every_file_once_whatever_its_name_empty_ones_included(spark, tmp_path):
             row = found[tmp_path / folder / name]
             assert (row.label, row.split) == tuple(reversed(folder.split("/")))
             assert row.content == (tmp_path / folder / name).read_bytes()
+
+
+@pytest.fixture()
+def unsplit_tree(tmp_path):
+    """Real images in class folders without split folders, next to a class in split folders.
+
+    Also the same bytes (the first Kiwi image, on the Test side of the hash rule) under two
+    paths outside the split folders, and once more under Training/.
+    """
+    for label in ("Banana", "Kiwi", "Lemon"):
+        (tmp_path / label).mkdir()
+        for source in sorted((FRUITS_360 / "Training" / label).iterdir())[:10]:
+            shutil.copy2(source, tmp_path / label / source.name)
+    for split, count in {"Training": 6, "Test": 3}.items():
+        (tmp_path / split / "Cocos").mkdir(parents=True)
+        for source in sorted((FRUITS_360 / split / "Cocos").iterdir())[:count]:
+            shutil.copy2(source, tmp_path / split / "Cocos" / source.name)
+    duplicated = sorted((FRUITS_360 / "Training" / "Kiwi").iterdir())[0]
+    shutil.copy2(duplicated, tmp_path / "Lemon" / "kiwi_copy.jpg")
+    shutil.copy2(duplicated, tmp_path / "Training" / "Cocos" / "kiwi_copy.jpg")
+    return tmp_path
+
+
+def test_images_outside_split_folders_are_split_by_their_content_hash(spark, unsplit_tree):
+    raw = ImageFilesDataset(filepath=str(unsplit_tree), load_args=IMAGE_LOAD_ARGS).load()
+    rows = build_image_table(raw, SPLITS).collect()
+    splits = {local_path(row.path).relative_to(unsplit_tree): row.split for row in rows}
+    assert len(splits) == 3 * 10 + 1 + (6 + 1) + 3  # the copies included
+    for relative, split in splits.items():
+        if relative.parts[0] in ("Training", "Test"):  # split folders keep their split
+            assert split == relative.parts[0]
+        else:
+            assert split == split_by_hash((unsplit_tree / relative).read_bytes())
+    outside = [split for relative, split in splits.items() if len(relative.parts) == 2]
+    assert set(outside) == {"Training", "Test"}  # this sample reaches both sides of the rule
+    # The same bytes under two paths outside the split folders: one split, never both.
+    kiwi = splits[Path("Kiwi") / sorted((FRUITS_360 / "Training" / "Kiwi").iterdir())[0].name]
+    assert splits[Path("Lemon/kiwi_copy.jpg")] == kiwi == "Test"
+    assert splits[Path("Training/Cocos/kiwi_copy.jpg")] == "Training"  # its folder wins
+
+
+def test_the_hash_split_gives_the_test_share_and_the_configured_names(spark):
+    """All 4,750 Fruits-360 images as one unsplit folder (no split folder named)."""
+    raw = ImageFilesDataset(filepath=str(FRUITS_360), load_args=IMAGE_LOAD_ARGS).load().cache()
+    try:
+        n_images = raw.count()
+        assert n_images == 4750
+        for share in (0.1, 0.2, 0.5):
+            params = IngestionParams.model_validate(
+                {"split_folders": [], "unsplit_test_share": share,
+                 "unsplit_train_split": "fit", "unsplit_test_split": "score"}
+            )  # fmt: skip
+            counts = dict(build_image_table(raw, params).groupBy("split").count().collect())
+            assert set(counts) == {"fit", "score"}
+            assert counts["score"] / n_images == pytest.approx(share, abs=0.02)
+    finally:
+        raw.unpersist()
