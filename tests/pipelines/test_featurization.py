@@ -181,9 +181,15 @@ def test_featurize_images_node_matches_keras(
         broken = tmp_path / "Test" / path.parent.name / f"truncated_{path.name}"
         broken.write_bytes(path.read_bytes()[:300])
     raw = spark.read.format("binaryFile").option("recursiveFileLookup", True).load(str(tmp_path))
-    images = build_image_table(raw, IngestionParams(split_folders=["Training", "Test"]))
+    ingestion = IngestionParams(
+        split_folders=["Training", "Test"],
+        unsplit_test_share=0.2,
+        unsplit_train_split="Training",
+        unsplit_test_split="Test",
+    )
+    images = build_image_table(raw, ingestion)
 
-    prepared = prepare_backbone(weights, featurization_params(runtime=runtime))
+    prepared = prepare_backbone(weights, None, featurization_params(runtime=runtime))
     settings = featurization_params(runtime=runtime, batch_size=4, images_per_partition=4)
     features = featurize_images(images, prepared, settings)
     assert features.columns == ["content_hash", "backbone", "features", "rejection"]

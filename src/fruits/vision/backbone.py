@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,6 +26,8 @@ import numpy as np
 
 if TYPE_CHECKING:
     import keras
+
+logger = logging.getLogger(__name__)
 
 FEATURE_DIM = 1280
 RUNTIMES = ("tflite", "keras")
@@ -95,12 +98,22 @@ def backbone_fingerprint(weights: list[np.ndarray], input_size: int, runtime: st
     return digest.hexdigest()[:16]
 
 
-def export_backbone(weights: list[np.ndarray], input_size: int, runtime: str) -> PortableBackbone:
+def export_backbone(
+    weights: list[np.ndarray],
+    input_size: int,
+    runtime: str,
+    previous: PortableBackbone | None = None,
+) -> PortableBackbone:
     """Prepare the backbone for broadcasting: a TFLite flatbuffer or the raw weights.
 
     Done once, on the driver, so that no worker converts or downloads anything.
+    ``previous`` (the last export) is returned as it is when its fingerprint is this
+    one's: the conversion (seconds, and a TensorFlow graph) is skipped.
     """
     fingerprint = backbone_fingerprint(weights, input_size, runtime)
+    if previous is not None and previous.fingerprint == fingerprint:
+        logger.info("Backbone %s unchanged: the last export is reused.", fingerprint)
+        return previous
     if runtime == "keras":
         return PortableBackbone(runtime, input_size, weights, fingerprint)
     flatbuffer = _to_tflite(build_backbone(weights, input_size))

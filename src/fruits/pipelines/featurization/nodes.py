@@ -17,10 +17,17 @@ from fruits.vision.backbone import PortableBackbone, export_backbone
 
 
 def prepare_backbone(
-    backbone_weights: list[np.ndarray], params: FeaturizationParams
+    backbone_weights: list[np.ndarray],
+    previous_exported_backbone: PortableBackbone | None,
+    params: FeaturizationParams,
 ) -> PortableBackbone:
-    """Turn the weights into what the workers run: a TFLite model or Keras weights."""
-    return export_backbone(backbone_weights, params.input_size, params.runtime)
+    """Turn the weights into what the workers run: a TFLite model or Keras weights.
+
+    The last run's export is kept when nothing that decides the features changed.
+    """
+    return export_backbone(
+        backbone_weights, params.input_size, params.runtime, previous_exported_backbone
+    )
 
 
 def update_feature_store(

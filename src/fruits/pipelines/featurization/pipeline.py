@@ -1,8 +1,8 @@
 """Featurization pipeline.
 
-backbone_weights -> exported_backbone; images + previous_image_feature_store ->
-image_feature_store (CNN on new contents only) -> image_features, rejected_images ->
-featurization_report.
+backbone_weights (+ previous_exported_backbone) -> exported_backbone; images +
+previous_image_feature_store -> image_feature_store (CNN on new contents only) ->
+image_features, rejected_images -> featurization_report.
 """
 
 from kedro.pipeline import Node, Pipeline
@@ -21,7 +21,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 func=prepare_backbone,
-                inputs=["backbone_weights", "params:featurization"],
+                inputs=["backbone_weights", "previous_exported_backbone", "params:featurization"],
                 outputs="exported_backbone",
                 name="prepare_backbone",
             ),
