@@ -11,6 +11,8 @@ import pytest
 from pyspark.ml import PipelineModel
 
 from fruits.apps import predict
+from fruits.apps.models import load_catalog, load_predictor
+from fruits.datasets import PortableBackboneDataset
 from fruits.ml.classifier import to_pca_vectors
 from fruits.ml.local_models import LocalPipelineModel
 from fruits.ml.pca import project_features, to_feature_vectors
@@ -84,12 +86,46 @@ def test_local_model_applies_a_standard_scaler(spark, tmp_path):
     np.testing.assert_allclose(local, expected, atol=1e-9)
 
 
-def test_prediction_uses_the_pipelines_features(weights, image_features, test_photos):
-    """A photo gets the same features through fruits-predict as through the pipeline."""
-    photos = [local_path(uri) for uri in test_photos["path"]]
-    ours = predict.embed_photos(photos, weights, 224)
+@pytest.fixture(scope="module")
+def predictor(pipeline_run):
+    catalog = load_catalog(REPO, "local", {"data_root": str(pipeline_run.data_root)})
+    return load_predictor(catalog)
+
+
+def test_prediction_uses_the_pipelines_features(predictor, test_photos):
+    """A photo gets the same features through the prediction apps as through the pipeline."""
+    inputs = [predictor.preprocess(local_path(uri).read_bytes()) for uri in test_photos["path"]]
+    ours = predictor.embed(np.stack(inputs))
     pipeline = np.stack(test_photos["features"].to_numpy())
     assert np.abs(ours - pipeline).max() <= 1e-4
+
+
+def test_predictor_refuses_models_that_do_not_fit_together(pipeline_run, predictor, tmp_path):
+    """A classifier of another PCA (other k) is found at load time, not on a request."""
+    from fruits.ml.fruit_predictor import FruitPredictor  # noqa: PLC0415
+
+    models = pipeline_run.data_root / "06_models"
+    pca = LocalPipelineModel(str(models / "pca_model"))
+    classifier = LocalPipelineModel(str(models / "fruit_classifier"))
+    backbone = PortableBackboneDataset(filepath=str(models / "backbone")).load()
+    pca.stages[-1].data["pc"]["numCols"] -= 1  # one component fewer
+    pca.stages[-1].data["pc"]["values"] = pca.stages[-1].data["pc"]["values"][:-1280]
+    with pytest.raises(ValueError, match="do not fit together"):
+        FruitPredictor(backbone, pca, classifier, [])
+
+
+def test_prediction_apps_never_import_tensorflow(pipeline_run, test_photos):
+    """The exported TFLite backbone runs with LiteRT: seconds of TensorFlow start-up saved."""
+    photo = str(local_path(test_photos["path"].iloc[0]))
+    script = (
+        "import sys; from fruits.apps import predict; "
+        f"code = predict.main([{photo!r}, '--params', {cli_params(pipeline_run)!r}]); "
+        "assert code == 0, code; assert 'tensorflow' not in sys.modules, 'tensorflow imported'"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
 
 
 def test_fruits_predict_json_top3(pipeline_run, test_photos, capsys):
@@ -145,10 +181,10 @@ def test_console_script_text_output(pipeline_run, test_photos):
 @pytest.mark.parametrize(
     ("make_photo", "message"),
     [
-        (lambda tmp: tmp / "absent.jpg", "absent.jpg: no such file."),
+        (lambda tmp: tmp / "absent.jpg", "absent.jpg: no such file"),
         (
             lambda tmp: (tmp / "note.jpg").write_text("<html>") and tmp / "note.jpg",
-            "note.jpg: not a readable image",
+            "note.jpg: not an image in a supported format",
         ),
     ],
 )
@@ -170,3 +206,25 @@ def test_missing_models_say_to_run_the_pipeline(tmp_path, capsys, pipeline_run):
     code = predict.main([str(photo), "--params", params, "--project-path", str(REPO)])
     error = capsys.readouterr().err.strip()
     assert code == 2 and "run `kedro run`" in error and len(error.splitlines()) == 1
+
+
+def test_one_bad_photo_among_many_is_reported_alone(pipeline_run, test_photos, tmp_path, capsys):
+    good = [str(local_path(uri)) for uri in test_photos["path"].iloc[:2]]
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes(Path(good[0]).read_bytes()[:300])
+    photos = [good[0], str(truncated), str(tmp_path / "absent.jpg"), good[1]]
+    code = predict.main(
+        [*photos, "--json", "--params", cli_params(pipeline_run), "--project-path", str(REPO)]
+    )
+    captured = capsys.readouterr()
+    results = json.loads(captured.out)
+    assert code == 2  # not every photo answered
+    assert [r["photo"] for r in results] == photos
+    assert [("top" in r, "error" in r) for r in results] == [
+        (True, False), (False, True), (False, True), (True, False)
+    ]  # fmt: skip
+    assert "truncated" in results[1]["error"] and results[2]["error"] == "no such file"
+    assert f"{truncated}: corrupt or truncated image" in captured.err
+    assert [r["top"][0]["label"] for r in (results[0], results[3])] == list(
+        test_photos["label"].iloc[:2]
+    )

@@ -1,12 +1,13 @@
 """`fruits-predict PHOTO...`: which fruit is this? Top classes, probabilities and a note.
 
 Everything comes from the project's configuration and catalog for the chosen
-environment: the backbone weights, ``pca_model``, ``fruit_classifier``, ``fruit_info``
-and the featurization parameters (``--params`` as ``kedro run`` takes them). Each photo
-goes through the pipeline's own preprocessing and backbone. By default no Spark is
-started: the two saved Spark ML models are applied with NumPy (same numbers, seconds
-faster for a few photos); ``--spark`` starts the project's Spark session (its
-``spark.yml``) and applies them with Spark ML.
+environment (``--params`` as ``kedro run`` takes them): the backbone the pipeline
+exported (``exported_backbone``, run by LiteRT: no TensorFlow import), ``pca_model``,
+``fruit_classifier`` and ``fruit_info``. Each photo goes through the pipeline's own
+preprocessing. By default no Spark is started: the two saved Spark ML models are applied
+with NumPy (same numbers, seconds faster for a few photos); ``--spark`` starts the
+project's Spark session (its ``spark.yml``) and applies them with Spark ML. A photo that
+cannot be read or decoded is reported for itself; the others are still answered.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +26,11 @@ import click
 import numpy as np
 from kedro.io import DatasetError
 
-from fruits.errors import FruitsInputError
+from fruits.apps.models import load_catalog, load_context, load_predictor
+from fruits.ml.fruit_predictor import FruitPredictor, PhotoAnswer
+from fruits.vision.images import UnreadableImageError
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Importing Kedro's CLI configures logging from conf/logging.yml and says so: stdout
 # carries the answer only (a JSON consumer reads it), so whatever Kedro prints goes to stderr.
 with contextlib.redirect_stdout(sys.stderr):
@@ -39,95 +42,28 @@ with contextlib.redirect_stdout(sys.stderr):
 _PARAMS_OPTION = next(option for option in kedro_run.params if option.name == "params")
 
 
-class PredictionError(FruitsInputError):
-    """A problem the user can fix; printed as one line."""
-
-
-def load_context(project_path: Path, env: str, params: dict[str, Any], with_spark: bool) -> Any:
-    """The project's Kedro context for ``env``: configuration, parameters and catalog.
-
-    With ``with_spark`` the project's hooks run as in ``kedro run`` (the Spark session
-    of ``conf/<env>/spark.yml``); without, no hook runs and no JVM starts.
-    """
-    from kedro.framework.hooks.manager import _create_hook_manager  # noqa: PLC0415
-    from kedro.framework.project import settings  # noqa: PLC0415
-    from kedro.framework.session import KedroSession  # noqa: PLC0415
-    from kedro.framework.startup import bootstrap_project  # noqa: PLC0415
-
-    if not (project_path / "pyproject.toml").is_file():
-        raise PredictionError(
-            f"{project_path} is not the fruits project: run from its folder or pass --project-path."
-        )
-    metadata = bootstrap_project(project_path)
-    if with_spark:
-        session = KedroSession.create(project_path=project_path, env=env, runtime_params=params)
-        return session.load_context()
-    config_loader = settings.CONFIG_LOADER_CLASS(
-        conf_source=str(project_path / settings.CONF_SOURCE),
-        env=env,
-        runtime_params=params,
-        **settings.CONFIG_LOADER_ARGS,
-    )
-    return settings.CONTEXT_CLASS(
-        package_name=metadata.package_name,
-        project_path=project_path,
-        config_loader=config_loader,
-        hook_manager=_create_hook_manager(),
-        env=env,
-        runtime_params=params,
-    )
-
-
-def embed_photos(photos: list[Path], weights: list[np.ndarray], input_size: int) -> np.ndarray:
-    """The pipeline's preprocessing and backbone, on the photos (Keras runtime: no conversion)."""
-    from fruits.vision.backbone import PortableBackbone  # noqa: PLC0415
-    from fruits.vision.embedder import load_embedder  # noqa: PLC0415
-    from fruits.vision.images import UnreadableImageError, preprocess_image  # noqa: PLC0415
-
-    batch = []
+def read_photos(photos: list[Path]) -> tuple[list[bytes | None], list[str | None]]:
+    """Each photo's bytes, or why it cannot be read (reported for that photo only)."""
+    contents: list[bytes | None] = []
+    problems: list[str | None] = []
     for photo in photos:
         try:
-            batch.append(preprocess_image(photo.read_bytes(), input_size))
-        except FileNotFoundError as error:
-            raise PredictionError(f"{photo}: no such file.") from error
-        except IsADirectoryError as error:
-            raise PredictionError(f"{photo}: a folder, not an image file.") from error
-        except UnreadableImageError as error:
-            raise PredictionError(f"{photo}: not a readable image ({error}).") from error
-    embed = load_embedder(
-        PortableBackbone("keras", input_size, weights), threads=os.cpu_count() or 1
-    )
-    return embed(np.stack(batch))
-
-
-def load_local_models(catalog: Any) -> dict[str, Any]:
-    """``pca_model`` and ``fruit_classifier`` read from their files, to apply with NumPy.
-
-    Read first, before the backbone is built: a missing model is reported at once.
-    """
-    models = {}
-    for name in ("pca_model", "fruit_classifier"):
-        try:
-            models[name] = catalog.get(name).load_without_spark()
-        except FileNotFoundError as error:
-            raise PredictionError(
-                f"No {name} at {error.filename or catalog.get(name)}: run `kedro run` for this "
-                "environment first (or pass --params=data_root=<where the outputs are>)."
-            ) from error
-    return models
-
-
-def classify_without_spark(
-    features: np.ndarray, local_models: dict[str, Any]
-) -> tuple[np.ndarray, list[str]]:
-    """Probabilities per class and the class names, with NumPy on the saved models."""
-    reduced = local_models["pca_model"].transform(features)["vector"]
-    output = local_models["fruit_classifier"].transform(reduced)
-    return output["probability"], output["labels"]
+            contents.append(photo.read_bytes())
+            problems.append(None)
+        except FileNotFoundError:
+            contents.append(None)
+            problems.append("no such file")
+        except IsADirectoryError:
+            contents.append(None)
+            problems.append("a folder, not an image file")
+        except OSError as error:
+            contents.append(None)
+            problems.append(f"cannot be read ({error.strerror or error})")
+    return contents, problems
 
 
 def classify_with_spark(catalog: Any, features: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    """The same through Spark ML, in the project's Spark session."""
+    """Class probabilities through Spark ML, in the project's Spark session."""
     from pyspark.sql import SparkSession  # noqa: PLC0415
 
     from fruits.ml.classifier import to_pca_vectors  # noqa: PLC0415
@@ -147,51 +83,52 @@ def classify_with_spark(catalog: Any, features: np.ndarray) -> tuple[np.ndarray,
     return np.array([row.probability.toArray() for row in ordered]), labels
 
 
-def top_classes(
-    probabilities: np.ndarray, labels: list[str], fruit_info: Any, top: int
-) -> list[list[dict[str, Any]]]:
-    """The ``top`` classes of each photo, most probable first, with the fruit's information."""
-    info = {row["label"]: row for row in fruit_info.to_dict("records")}
-    results = []
-    for row in probabilities:
-        order = np.argsort(row)[::-1][:top]
-        results.append(
-            [
-                {
-                    "label": labels[i],
-                    "probability": float(row[i]),
-                    **{k: v for k, v in info.get(labels[i], {}).items() if k != "label"},
-                }
-                for i in order
-            ]
-        )
-    return results
+def predict(photos: list[Path], catalog: Any, top: int, with_spark: bool) -> list[PhotoAnswer]:
+    """The ``top`` classes of each photo, or why it has none, with the catalog's models.
+
+    The backbone is the one the pipeline exported (LiteRT: no TensorFlow import); the
+    PCA and classifier are applied with NumPy, or with Spark ML when ``with_spark``.
+    """
+    contents, problems = read_photos(photos)
+    if all(problems):  # nothing to predict: do not load the models
+        return [PhotoAnswer(error=problem) for problem in problems]
+    predictor = load_predictor(catalog, threads=os.cpu_count() or 1)
+    readable = [content for content in contents if content is not None]
+    if with_spark:
+        answers = _predict_with_spark(predictor, catalog, readable, top)
+    else:
+        answers = iter(predictor.predict(readable, top))
+    return [PhotoAnswer(error=problem) if problem else next(answers) for problem in problems]
 
 
-def render_text(photos: list[Path], results: list[list[dict[str, Any]]]) -> str:
-    """One block per photo: its path, then one line per class."""
+def _predict_with_spark(
+    predictor: FruitPredictor, catalog: Any, contents: list[bytes], top: int
+) -> Iterator[PhotoAnswer]:
+    inputs, answers = [], []
+    for content in contents:
+        try:
+            inputs.append(predictor.preprocess(content))
+            answers.append(None)
+        except UnreadableImageError as error:
+            answers.append(PhotoAnswer(error=str(error)))
+    if inputs:
+        probabilities, labels = classify_with_spark(catalog, predictor.embed(np.stack(inputs)))
+        guesses = iter(predictor.top_guesses(probabilities, labels, top))
+        answers = [answer or PhotoAnswer(guesses=next(guesses)) for answer in answers]
+    return iter(answers)
+
+
+def render_text(photos: list[Path], answers: list[PhotoAnswer]) -> str:
+    """One block per answered photo: its path, then one line per class."""
     lines = []
-    for photo, classes in zip(photos, results, strict=True):
+    for photo, answer in zip(photos, answers, strict=True):
+        if answer.guesses is None:
+            continue
         lines.append(str(photo))
-        for rank, guess in enumerate(classes, start=1):
+        for rank, guess in enumerate(answer.guesses, start=1):
             about = " - ".join(filter(None, [guess.get("family"), guess.get("note")]))
             lines.append(f"  {rank}. {guess['label']:<22} {guess['probability']:7.2%}  {about}")
     return "\n".join(lines)
-
-
-def predict(
-    photos: list[Path], context: Any, top: int, with_spark: bool
-) -> list[list[dict[str, Any]]]:
-    """The ``top`` classes of each photo, with the models of ``context``'s catalog."""
-    catalog = context.catalog
-    local_models = None if with_spark else load_local_models(catalog)
-    input_size = context.params["featurization"].input_size
-    features = embed_photos(photos, catalog.load("backbone_weights"), input_size)
-    if with_spark:
-        probabilities, labels = classify_with_spark(catalog, features)
-    else:
-        probabilities, labels = classify_without_spark(features, local_models)
-    return top_classes(probabilities, labels, catalog.load("fruit_info"), top)
 
 
 @click.command(name="fruits-predict", help=__doc__.split("\n")[0])
@@ -221,18 +158,21 @@ def main_with(  # noqa: PLR0913 - one argument per command-line option
 ) -> int:
     """Predict and print; returns the exit code."""
     logging.getLogger("kedro").setLevel(logging.WARNING)
-    # Keras warns about retracing when one process embeds several times: noise for a user.
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
     started = time.perf_counter()
-    # stdout carries the answer only (a JSON consumer reads it): whatever Kedro, Keras or
-    # TensorFlow print while loading goes to stderr.
+    # stdout carries the answer only (a JSON consumer reads it): whatever Kedro or Spark
+    # print while loading goes to stderr.
     with contextlib.redirect_stdout(sys.stderr):
         try:
-            context = load_context(project_path.resolve(), env, params, with_spark)
-            results = predict(list(photos), context, top, with_spark)
+            project = project_path.resolve()
+            catalog = (
+                load_context(project, env, params).catalog
+                if with_spark
+                else load_catalog(project, env, params)
+            )
+            answers = predict(list(photos), catalog, top, with_spark)
         except Exception as error:
             lines = user_errors(error)
-            if isinstance(error, DatasetError) and not lines:  # e.g. weights not matching
+            if isinstance(error, DatasetError) and not lines:  # e.g. a model not readable
                 lines = [str(error).strip().splitlines()[-1]]
             if not lines:
                 raise
@@ -240,16 +180,28 @@ def main_with(  # noqa: PLR0913 - one argument per command-line option
                 print(f"fruits-predict: {line}", file=sys.stderr)
             return INPUT_ERROR_EXIT_CODE
     elapsed = time.perf_counter() - started
-    mode = "Spark ML" if with_spark else "NumPy on the saved Spark ML models, no Spark started"
+    for photo, answer in zip(photos, answers, strict=True):
+        if answer.error:
+            print(f"fruits-predict: {photo}: {answer.error}", file=sys.stderr)
     if as_json:
         output = [
-            {"photo": str(p), "top": classes} for p, classes in zip(photos, results, strict=True)
+            {"photo": str(photo), "top": answer.guesses}
+            if answer.guesses is not None
+            else {"photo": str(photo), "error": answer.error}
+            for photo, answer in zip(photos, answers, strict=True)
         ]
         print(json.dumps(output, indent=2))
     else:
-        print(render_text(list(photos), results))
-    print(f"({len(photos)} photo(s) in {elapsed:.1f} s; models with {mode})", file=sys.stderr)
-    return 0
+        print(render_text(list(photos), answers))
+    mode = "Spark ML" if with_spark else "NumPy on the saved Spark ML models, no Spark started"
+    answered = sum(answer.guesses is not None for answer in answers)
+    if not answered:
+        return INPUT_ERROR_EXIT_CODE
+    print(
+        f"({answered} of {len(photos)} photo(s) answered in {elapsed:.1f} s; models with {mode})",
+        file=sys.stderr,
+    )
+    return 0 if answered == len(photos) else INPUT_ERROR_EXIT_CODE
 
 
 def main(argv: list[str] | None = None) -> int:

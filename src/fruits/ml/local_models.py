@@ -9,6 +9,7 @@ JVM takes seconds: what one photo in ``fruits-predict`` needs.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -90,6 +91,12 @@ class LocalPipelineModel:
                 table = pq.read_table(f"{stage_dir}/data", filesystem=self._fs)
                 stage.data = table.to_pylist()[0]
             self.stages.append(stage)
+        # What the model computes, not when it was saved (Spark's metadata has a
+        # timestamp and uids): equal for an identical model saved again.
+        fitted = [(stage.spark_class, stage.params, stage.data) for stage in self.stages]
+        self.digest = hashlib.sha256(
+            json.dumps(fitted, sort_keys=True, default=str).encode()
+        ).hexdigest()[:16]
 
     def _metadata(self, directory: str) -> dict[str, Any]:
         with self._fs.open(f"{directory}/metadata/part-00000", "r") as handle:
