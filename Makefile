@@ -91,7 +91,7 @@ lock:
 	printf 'backports-strenum<1.3\n' > .lock-constraints.txt
 	uv pip compile pyproject.toml -c .lock-constraints.txt --python-version 3.11 --no-header \
 		-o requirements.lock
-	uv pip compile pyproject.toml --extra viz --extra deploy --extra dev -c requirements.lock \
+	uv pip compile pyproject.toml --extra viz --extra deploy --extra serve --extra dev -c requirements.lock \
 		--python-version 3.11 --no-header -o requirements-dev.lock
 	rm .lock-constraints.txt
 
