@@ -18,7 +18,7 @@ function about(guess) {
 
 function show(result) {
   const best = result.top[0];
-  document.getElementById("fruit-name").textContent = best.fruit || best.label;
+  document.getElementById("fruit-name").textContent = best.label;
   document.getElementById("fruit-probability").textContent = percent(best.probability);
   document.getElementById("fruit-info").textContent = about(best);
   const list = document.getElementById("top");
