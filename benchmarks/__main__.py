@@ -2,8 +2,8 @@
 
 Order: the interpreter ceiling and (a) plain Keras, (b) the classic template, (d) `kedro
 run` in new processes (no Spark of ours running meanwhile), then our stage in this
-process: a warm-up, (c) alternated with (a), the settings rows, the scaling and input
-size rows.
+process: a warm-up, (c) alternated with (a), the prediction service, the settings rows,
+the scaling and input size rows.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from benchmarks.project import (
     stop_spark,
 )
 from benchmarks.report import markdown
+from benchmarks.serving import ServingPlan, serving_rows
 from benchmarks.sizing import emr_sizing
 from fruits.datasets import BackboneWeightsDataset
 from fruits.vision.backbone import PortableBackbone, export_backbone
@@ -173,6 +174,9 @@ def main(argv: list[str] | None = None) -> None:
     keras_first = baseline_rows(bench)
     cold_rows(bench, args.weights)
     stage_rows(bench, keras_first)
+    bench.results["serving"] = serving_rows(
+        bench.project, bench.images.main, bench.backbone, ServingPlan(plan.service_requests)
+    )
     more_rows(bench)
     stop_spark()
     cores = os.cpu_count() or 1

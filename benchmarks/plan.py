@@ -77,6 +77,8 @@ class Plan:
     scaling_subset: int = 1000
     sizes: tuple[int, ...] = ()
     ceiling_seconds: float = 10.0
+    # Single-photo requests of the prediction service's throughput and memory row.
+    service_requests: int = 10_000
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Plan:
@@ -86,6 +88,7 @@ class Plan:
                 limit=1000,
                 tuning=TUNING_NAMES[:2],
                 scaling_rounds=0,
+                service_requests=2_000,
             )
         if args.smoke:
             return cls(
@@ -99,6 +102,7 @@ class Plan:
                 scaling_subset=12,
                 sizes=(96,),
                 ceiling_seconds=2.0,
+                service_requests=200,
             )
         sizes = tuple(int(size) for size in args.sizes.split(","))
         return cls("make benchmark", sizes=sizes)

@@ -33,6 +33,8 @@ def markdown(results: dict[str, Any]) -> str:
         lines += scaling_markdown(results["scaling"], results.get("job_latency_ms"))
     if results.get("sizes"):
         lines += sizes_table(results["sizes"])
+    if results.get("serving"):
+        lines += serving_table(results["serving"], results["rows"]["our_stage"]["images_per_s"])
     lines += ["", emr_markdown(results["emr"]), ""]
     return "\n".join(lines)
 
@@ -225,4 +227,35 @@ def job_latency_note(scaling: list[dict[str, Any]], job_latency: dict[str, float
         "shuffles, broadcasts for joins), and on these cores a job "
         f"that does nothing takes {job_latency['jvm']:.0f} ms ({job_latency['python']:.0f} ms "
         f"through a Python worker, {job_latency['shuffle']:.0f} ms with a shuffle; medians).",
+    ]
+
+
+def serving_table(serving: dict[str, Any], stage_rate: float) -> list[str]:
+    """The prediction service's rows, with the ratios its targets are stated in."""
+    latency, load = serving["latency_ms"], serving["load"]
+    interpreter = serving["interpreter_single_image_ms"]
+    memory = load["memory"]
+    return [
+        "",
+        f"## Prediction service (`fruits-serve`, {serving['interpreters']} interpreters, "
+        "127.0.0.1)",
+        "",
+        f"On the models of a whole `kedro run` of these images ({serving['kedro_run_s']:.1f} s).",
+        "",
+        "| measure | value | target |",
+        "| --- | ---: | --- |",
+        f"| accuracy on the {serving['n_test_images']} Test images, through HTTP | "
+        f"{serving['accuracy']:.2%} (pipeline: {serving['pipeline_accuracy']:.2%}) | equal |",
+        f"| one 100x100 JPEG over HTTP, p50 / p99 | {latency['p50']:.2f} / {latency['p99']:.2f} ms"
+        f" | p50 <= 2x the interpreter's {interpreter:.2f} ms: "
+        f"{latency['p50'] / interpreter:.2f}x |",
+        f"| {load['clients']} clients, {load['requests']:,} single-photo requests | "
+        f"{load['images_per_s']:.1f} images/s | >= 0.7x our stage ({stage_rate:.1f}): "
+        f"{load['images_per_s'] / stage_rate:.2f}x |",
+        f"| failed requests | {load['errors']} | 0 |",
+        f"| service memory (RSS): before, after 10%, after all | {memory['before_mb']:.0f}, "
+        f"{memory.get('after_10pct_mb', float('nan')):.0f}, {memory['after_mb']:.0f} MB | "
+        "stable |",
+        f"| cold start: service ready / `fruits-predict` one photo, start to exit | "
+        f"{serving['service_start_s']:.1f} / {serving['predict_cold_s']:.1f} s | predict <= 2 s |",
     ]
