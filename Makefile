@@ -22,10 +22,11 @@ HADOOP_AWS_VERSION := 3.3.4
 AWS_SDK_BUNDLE_VERSION := 1.12.262
 JARS := .jars/hadoop-aws-$(HADOOP_AWS_VERSION).jar .jars/aws-java-sdk-bundle-$(AWS_SDK_BUNDLE_VERSION).jar
 
-# Debian's Chromium, for the test that opens kedro-viz in a real browser (driven by Playwright).
+# Debian's Chromium, for the tests that open kedro-viz and the service's page in a real browser
+# (driven by Playwright).
 CHROMIUM := /usr/bin/chromium
 $(CHROMIUM):
-	@echo "Installing Debian's chromium package (kedro-viz browser test)..."
+	@echo "Installing Debian's chromium package (browser tests: kedro-viz, the service's page)..."
 	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -q
 	$(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
 
@@ -33,7 +34,7 @@ $(CHROMIUM):
 # cluster rehearsal: tools/yarn/pom.xml lists the jars, copied with their dependencies.
 YARN_JARS := .jars/yarn/.fetched
 
-.PHONY: setup run test test-fast lint viz lock clean emr-deploy benchmark yarn-cluster
+.PHONY: setup run serve test test-fast lint viz lock clean emr-deploy benchmark yarn-cluster
 setup: $(VENV)/.installed $(JARS) $(YARN_JARS)
 
 $(YARN_JARS): tools/yarn/pom.xml
@@ -54,6 +55,10 @@ $(VENV)/.installed: requirements-dev.lock pyproject.toml
 
 run: setup
 	$(BIN)/kedro run --env local --params=$(WEIGHTS_PARAMS)$(if $(PARAMS),$(comma)$(PARAMS))
+
+# The prediction service and its page on the models of the last `make run`: http://127.0.0.1:8000/
+serve: setup
+	$(BIN)/fruits-serve$(if $(PARAMS), --params=$(PARAMS))
 
 test: setup $(CHROMIUM) lint
 	$(BIN)/pytest
