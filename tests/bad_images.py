@@ -74,8 +74,26 @@ def oversized_png(folder: Path) -> Path:
     return path
 
 
+def dds_header(folder: Path) -> Path:
+    """A DirectDraw Surface header with no pixel format: PIL's DDS plugin raised
+    NotImplementedError on it (no decoder error type), which no caller expects."""
+    header = b"DDS " + struct.pack("<I", 124) + bytes(120)
+    (path := folder / "texture.jpg").write_bytes(header)
+    return path
+
+
+def eps_file(folder: Path) -> Path:
+    """Encapsulated PostScript: PIL would hand it to Ghostscript."""
+    (path := folder / "drawing.png").write_bytes(
+        b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 9 9\n"
+    )
+    return path
+
+
 REJECTED = {
     empty_file: "empty file",
+    dds_header: "not an image in a supported format",
+    eps_file: "not an image in a supported format",
     oversized_png: "12000x10000 pixels, more than 100 Mpx",
     truncated_jpeg: "corrupt or truncated image",
     html_as_jpeg: "not an image in a supported format",

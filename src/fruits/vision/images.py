@@ -20,6 +20,9 @@ _BACKGROUND = (255, 255, 255)
 # Refuse to decode more pixels than this. Checked from the header before any pixel is
 # decoded: PIL's own guard only warns up to twice its limit and raises beyond.
 MAX_IMAGE_PIXELS = 100_000_000
+# The formats decoded; PIL's other plugins (EPS runs Ghostscript, exotic ones raise errors
+# of any type) never see untrusted bytes.
+FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")
 
 
 def decode_image(
@@ -40,14 +43,16 @@ def decode_image(
         raise UnreadableImageError("empty file")
     Image.MAX_IMAGE_PIXELS = max_pixels
     try:
-        with Image.open(io.BytesIO(content)) as image:
+        with Image.open(io.BytesIO(content), formats=FORMATS) as image:
             if image.width * image.height > max_pixels:
                 raise UnreadableImageError(
                     f"image too large ({image.width}x{image.height} pixels, more than "
                     f"{max_pixels / 1e6:g} Mpx)"
                 )
             image.draft("RGB", (input_size, input_size))
-            return _to_rgb(ImageOps.exif_transpose(image))
+            image.load()
+            ImageOps.exif_transpose(image, in_place=True)  # no copy of the pixels
+            return _to_rgb(image)
     except UnreadableImageError:
         raise
     except UnidentifiedImageError as error:
@@ -58,6 +63,12 @@ def decode_image(
         raise UnreadableImageError(f"image too large ({error})") from error
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         raise UnreadableImageError(f"corrupt or truncated image ({error})") from error
+    except MemoryError as error:
+        raise UnreadableImageError("image too large to decode in the memory available") from error
+    except Exception as error:  # noqa: BLE001 - any failure on untrusted bytes is a rejection
+        raise UnreadableImageError(
+            f"could not be decoded ({type(error).__name__}: {error})"
+        ) from error
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
@@ -65,10 +76,12 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         return image
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         # 16-bit (or wider) grayscale: scale to 8 bits instead of clipping at 255.
-        pixels = np.asarray(image, dtype=np.float64)
+        # In place, in float32: one copy of the pixels (a 100 Mpx image is 400 MB of them).
+        pixels = np.asarray(image, dtype=np.float32)
         if image.mode.startswith("I;16") or pixels.max(initial=0) > 255:  # noqa: PLR2004
-            pixels = pixels / 257.0
-        return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "L").convert("RGB")
+            pixels /= 257.0
+        np.clip(pixels, 0, 255, out=pixels)
+        return Image.fromarray(pixels.astype(np.uint8), "L").convert("RGB")
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (*_BACKGROUND, 255))
