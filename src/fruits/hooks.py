@@ -15,6 +15,7 @@ from pyspark import SparkConf, SparkContext
 from pyspark.sql import SparkSession
 
 from fruits.gdpr import require_eu_region
+from fruits.model_manifest import MODELS, ModelsMissingError, digests_on_storage
 from fruits.spark.settings import as_spark_settings
 
 
@@ -139,3 +140,23 @@ def run_summary(reports: dict[str, dict[str, Any]]) -> str:
             f"(macro-F1 {metrics['macro_f1']:.3f})"
         )
     return "; ".join(parts)
+
+
+class ModelManifestHook:
+    """Record the models a successful run leaves (``model_manifest``), for the services.
+
+    Written after the run, once every model it wrote is complete: a prediction service
+    swaps in the version the manifest names, never a mix of a run's new and old models.
+    """
+
+    @hook_impl
+    def after_pipeline_run(self, pipeline: Pipeline, catalog: Any) -> None:
+        """Write the manifest if the run wrote any model and all three exist."""
+        if not set(MODELS) & pipeline.all_outputs():
+            return
+        try:
+            version = digests_on_storage(catalog)
+        except ModelsMissingError as error:  # e.g. --pipelines featurization on new outputs
+            logging.getLogger(__name__).info("No model manifest written: %s", error)
+            return
+        catalog.save("model_manifest", version)

@@ -2,10 +2,10 @@
 
 from kedro.config import OmegaConfigLoader
 
-from fruits.hooks import InputChecks, NodeTimer, RunSummary, SparkHooks
+from fruits.hooks import InputChecks, ModelManifestHook, NodeTimer, RunSummary, SparkHooks
 
 # Spark first: the input checks list the raw images with Spark.
-HOOKS = (SparkHooks(), InputChecks(), NodeTimer(), RunSummary())
+HOOKS = (SparkHooks(), InputChecks(), NodeTimer(), RunSummary(), ModelManifestHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

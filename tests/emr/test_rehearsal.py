@@ -163,3 +163,24 @@ def test_every_output_is_in_the_bucket(emr_run):
         "08_reporting/scree_plot.png",
     ]:
         assert f"{BUCKET}/{PREFIX}/data/{expected}" in listed
+
+
+def test_fruits_serve_answers_from_the_bucket(emr_run, local_images, tmp_path):
+    """`fruits-serve --env emr` reads the models the cluster wrote, from S3, through the catalog."""
+    from tests.serving.conftest import start_service, stop_service  # noqa: PLC0415
+
+    process, url = start_service(
+        f"s3a://{BUCKET}/{PREFIX}/data", tmp_path / "serve.log", "--env", "emr"
+    )
+    try:
+        photo = next((local_images / "Test" / "Banana").iterdir())
+        import urllib3  # noqa: PLC0415
+
+        response = urllib3.request(
+            "POST", url + "/v1/predict", body=photo.read_bytes(),
+            headers={"Content-Type": "image/jpeg"}, timeout=60,
+        )  # fmt: skip
+    finally:
+        stop_service(process)
+    assert response.status == 200, response.data
+    assert json.loads(response.data)["top"][0]["label"] == "Banana"

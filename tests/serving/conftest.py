@@ -40,8 +40,11 @@ class Service:
         )
 
 
-def start_service(data_root: Path, log: Path, *options: str) -> tuple[subprocess.Popen, str]:
-    """``fruits-serve`` in its own process group; waits until /readyz answers."""
+def start_service(data_root: Path | str, log: Path, *options: str) -> tuple[subprocess.Popen, str]:
+    """``fruits-serve`` on the models under ``data_root``, in its own process group.
+
+    Waits until /readyz answers. ``options`` are more of its command-line options.
+    """
     port = _free_loopback_port()
     process = subprocess.Popen(
         [FRUITS_SERVE, "--port", str(port), "--params", f"data_root={data_root}", *options],
@@ -84,6 +87,7 @@ def service(pipeline_run, tmp_path_factory) -> Iterator[Service]:
     log = data_root.parent / "fruits-serve.log"
     process, url = start_service(data_root, log, "--reload-interval", "0.5")
     try:
-        yield Service(url, data_root, log, urllib3.PoolManager(retries=False, maxsize=16))
+        http = urllib3.PoolManager(retries=False, maxsize=16, timeout=60)
+        yield Service(url, data_root, log, http)
     finally:
         stop_service(process)

@@ -4,6 +4,7 @@ import json
 import re
 import subprocess
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
@@ -148,62 +149,84 @@ def test_concurrent_requests_get_the_sequential_answers(service, test_images):
 
 
 def test_one_log_line_per_request_without_photo_content(service, test_images):
-    before = service.log.read_text().count("POST /v1/predict ")
+    pattern = r"POST /v1/predict (\d{3}) [\d.]+ ms model [0-9a-f]{8}-"
+    before = len(re.findall(pattern, service.log.read_text()))
     service.predict(photo(test_images))
     service.predict(b"not a photo")
-    log = service.log.read_text()
-    lines = re.findall(r"POST /v1/predict (\d{3}) [\d.]+ ms model [0-9a-f]{8}-", log)
+    deadline = time.monotonic() + 10  # the line is written once the answer is sent
+    while len(lines := re.findall(pattern, service.log.read_text())) < before + 2:
+        assert time.monotonic() < deadline, "no log line"
+        time.sleep(0.1)
     assert len(lines) == before + 2 and lines[-2:] == ["200", "422"]
-    assert "not a photo" not in log
+    assert "not a photo" not in service.log.read_text()
+
+
+def test_a_forged_path_cannot_forge_a_log_line(service):
+    service.request("GET", "/x%0A2026-01-01 fruits-serve: POST /v1/predict 200 1.0 ms model x")
+    time.sleep(0.5)
+    assert not any(
+        line.startswith("2026-01-01 fruits-serve") for line in service.log.read_text().splitlines()
+    )
 
 
 def test_new_models_are_swapped_in_under_load_without_a_failed_request(service, test_images):
-    """A later `kedro run` replaces the classifier while clients keep asking."""
+    """A later `kedro run` refits the PCA and the classifier while clients keep asking."""
     _, before = service.request("GET", "/v1/models")
-    results, stop = [], threading.Event()
+    results, failures, stop = [], [], threading.Event()
 
     def client(content: bytes) -> None:
         http = urllib3.PoolManager(retries=False, timeout=30)
         while not stop.is_set():
-            response = http.request(
-                "POST", service.url + "/v1/predict", body=content,
-                headers={"Content-Type": "image/jpeg"},
-            )  # fmt: skip
-            results.append((response.status, json.loads(response.data)))
+            try:
+                response = http.request(
+                    "POST", service.url + "/v1/predict", body=content,
+                    headers={"Content-Type": "image/jpeg"},
+                )  # fmt: skip
+                results.append((response.status, json.loads(response.data)["model_version"]))
+            except Exception as error:  # noqa: BLE001 - any failure is what the test counts
+                failures.append(repr(error))
 
     clients = [threading.Thread(target=client, args=(photo(test_images, i),)) for i in range(3)]
     for thread in clients:
         thread.start()
     try:
-        # Spark rewrites the model folders in place (deleted, then written): the service
-        # must never serve half of them.
+        # Spark rewrites the model folders in place (deleted, then written), one after the
+        # other: the service must serve neither half of them nor a mix of old and new.
         run_project(
-            pipelines=["classification"],
+            pipelines=["reduction", "classification"],
             data_root=str(service.data_root),
-            **{"classification.reg_params": [0.5], "classification.refit": "always"},
+            **{"reduction.variance_target": 0.8, "classification.refit": "always"},
         )
         swapped = _wait_for_new_version(service, before["model_version"])
+        answered_before_the_end = len(results)
+        time.sleep(1)
     finally:
         stop.set()
         for thread in clients:
             thread.join()
-    assert swapped, "the new classifier was not picked up"
-    assert {status for status, _ in results} == {200}
-    versions = {json.dumps(answer["model_version"], sort_keys=True) for _, answer in results}
-    assert len(versions) >= 2  # answers from both models, none failed in between
+    assert swapped, "the new models were not picked up"
+    assert not failures and {status for status, _ in results} == {200}
+    assert len(results) > answered_before_the_end  # still answering after the swap
+    versions = [json.dumps(version, sort_keys=True) for _, version in results]
+    old, new = json.dumps(before["model_version"], sort_keys=True), versions[-1]
+    assert new != old and set(versions) == {old, new}  # never a mix of the two runs' models
+    manifest = json.loads((service.data_root / "06_models" / "model_manifest.json").read_text())
+    assert json.dumps(manifest, sort_keys=True) == new
     assert "Models swapped in" in service.log.read_text()
 
 
 def _wait_for_new_version(service, old: dict, seconds: float = 30) -> bool:
-    import time  # noqa: PLC0415
-
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if service.request("GET", "/v1/models")[1]["model_version"] != old:
-            time.sleep(0.5)  # a few more answers from the new models
             return True
         time.sleep(0.2)
     return False
+
+
+def test_reload_says_when_nothing_changed(service):
+    status, answer = service.request("POST", "/v1/reload")
+    assert status == 200 and answer["swapped"] is False
 
 
 def test_openapi_lists_the_endpoints(service):
@@ -234,6 +257,7 @@ def test_a_second_service_answers_from_its_own_port(pipeline_run, tmp_path, test
             url + "/v1/predict",
             body=photo(test_images),
             headers={"Content-Type": "image/jpeg"},
+            timeout=60,
         )
         assert response.status == 200
     finally:

@@ -12,13 +12,7 @@ from typing import Any
 
 from fruits.errors import FruitsInputError
 from fruits.ml.fruit_predictor import FruitPredictor
-from fruits.ml.local_models import LocalPipelineModel
-
-_MODELS = ("pca_model", "fruit_classifier")
-
-
-class ModelsMissingError(FruitsInputError):
-    """The environment has no trained models (yet); the message says what to run."""
+from fruits.model_manifest import load_local_models, missing
 
 
 def _bootstrap(project_path: Path) -> Any:
@@ -72,35 +66,6 @@ def load_context(project_path: Path, env: str, params: dict[str, Any]) -> Any:
     return session.load_context()
 
 
-def _missing(name: str, where: Any) -> ModelsMissingError:
-    return ModelsMissingError(
-        f"No {name} at {where}: run `kedro run` for this environment first (or pass "
-        "--params=data_root=<where the outputs are>)."
-    )
-
-
-def load_local_models(catalog: Any) -> dict[str, LocalPipelineModel]:
-    """``pca_model`` and ``fruit_classifier`` read from their files, to apply with NumPy."""
-    models = {}
-    for name in _MODELS:
-        try:
-            models[name] = catalog.get(name).load_without_spark()
-        except FileNotFoundError as error:
-            raise _missing(name, error.filename or catalog.get(name)) from error
-    return models
-
-
-def models_version(catalog: Any) -> dict[str, str]:
-    """Digests of the models the catalog holds now (the backbone's description only)."""
-    backbone = catalog.get("exported_backbone")
-    try:
-        fingerprint = backbone.load_description()["fingerprint"]
-    except FileNotFoundError as error:
-        raise _missing("exported_backbone", backbone) from error
-    models = load_local_models(catalog)
-    return {"backbone": fingerprint, **{name: models[name].digest for name in _MODELS}}
-
-
 def load_predictor(catalog: Any, **settings: Any) -> FruitPredictor:
     """A ``FruitPredictor`` on the catalog's models; ``settings`` are its serving settings.
 
@@ -111,7 +76,7 @@ def load_predictor(catalog: Any, **settings: Any) -> FruitPredictor:
     try:
         backbone = backbone_dataset.load()
     except FileNotFoundError as error:
-        raise _missing("exported_backbone", backbone_dataset) from error
+        raise missing("exported_backbone", backbone_dataset) from error
     fruit_info = catalog.load("fruit_info").to_dict("records")
     return FruitPredictor(
         backbone, models["pca_model"], models["fruit_classifier"], fruit_info, **settings

@@ -41,7 +41,14 @@ _PARAMS_OPTION = next(option for option in kedro_run.params if option.name == "p
     help="Requests run through the backbone at the same time (one thread each).",
 )
 @click.option("--max-photo-mb", type=click.FloatRange(min=0.01), default=10.0, show_default=True)
-@click.option("--max-batch", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--max-batch", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option(
+    "--max-megapixels",
+    type=click.FloatRange(min=0.01),
+    default=50.0,
+    show_default=True,
+    help="Larger images are refused from their header, before decoding.",
+)
 @click.option(
     "--reload-interval",
     type=click.FloatRange(min=0),
@@ -66,11 +73,13 @@ def build_app(  # noqa: PLR0913 - one argument per command-line option
     interpreters: int,
     max_photo_mb: float,
     max_batch: int,
+    max_megapixels: float,
     reload_interval: float,
 ) -> Any:
     """The FastAPI application on the catalog's models (loaded now)."""
-    from fruits.apps.models import load_catalog, load_predictor, models_version  # noqa: PLC0415
+    from fruits.apps.models import load_catalog, load_predictor  # noqa: PLC0415
     from fruits.apps.service import ServiceSettings, create_app  # noqa: PLC0415
+    from fruits.model_manifest import current_version  # noqa: PLC0415
 
     catalog = load_catalog(project_path.resolve(), env, params)
     settings = ServiceSettings(
@@ -78,8 +87,14 @@ def build_app(  # noqa: PLR0913 - one argument per command-line option
         max_batch=max_batch,
         reload_interval=reload_interval,
     )
-    load = partial(load_predictor, catalog, interpreters=interpreters, threads=1)
-    return create_app(load, partial(models_version, catalog), settings)
+    load = partial(
+        load_predictor,
+        catalog,
+        interpreters=interpreters,
+        threads=1,
+        max_pixels=int(max_megapixels * 1e6),
+    )
+    return create_app(load, partial(current_version, catalog), settings)
 
 
 def serve(*, host: str, port: int, verbose: bool, **options: Any) -> int:

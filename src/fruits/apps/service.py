@@ -18,12 +18,14 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
+from fruits.errors import FruitsInputError
 from fruits.ml.fruit_predictor import FruitPredictor
 
 logger = logging.getLogger("fruits.serve")
@@ -49,12 +51,18 @@ class ServiceSettings:
     """
 
     max_photo_bytes: int = 10 * 1024 * 1024
-    max_batch: int = 32
+    max_batch: int = 16
     reload_interval: float = 10.0
 
 
 class ModelHolder:
-    """The predictor in use, swapped atomically when the models' version changes."""
+    """The predictor in use, swapped atomically when the models' version changes.
+
+    ``probe`` reads the version the last successful run recorded (``model_manifest``);
+    ``load`` builds a predictor from the files. A candidate whose own digests are not
+    the probed version (a run is rewriting the files) is not swapped in; one whose
+    models do not fit together is not tried again until the version changes.
+    """
 
     def __init__(
         self,
@@ -65,24 +73,29 @@ class ModelHolder:
         self._load, self._probe = load, probe
         self.predictor = predictor
         self._lock = threading.Lock()
-        self._seen: dict[str, str] | None = None
+        self._refused: dict[str, str] | None = None
 
-    def reload(self, settle: bool = False) -> bool:
-        """Load and swap in the catalog's models if their version differs; True if swapped.
+    def reload(self) -> bool:
+        """Load and swap in the recorded models if their version differs; True if swapped.
 
-        With ``settle``, a new version is loaded only once two checks in a row found it,
-        so that models still being written by a run are not picked up half-way.
+        Raises:
+            ModelsNotLoadedError: The new models could not be loaded (the ones in use stay).
         """
         with self._lock:
             version = self._probe()
-            if version == self.predictor.version:
-                self._seen = None
+            if version in (self.predictor.version, self._refused):
                 return False
-            if settle and version != self._seen:
-                self._seen = version
-                return False
-            candidate = self._load()
-            self.predictor, self._seen = candidate, None  # one assignment: the swap
+            try:
+                candidate = self._load()
+            except ValueError as error:  # models that do not fit together: not again
+                self._refused = version
+                raise ModelsNotLoadedError(str(error)) from error
+            if candidate.version != version:
+                raise ModelsNotLoadedError(
+                    "the model files are being rewritten (their digests are not the recorded "
+                    "ones); trying again later"
+                )
+            self.predictor = candidate  # one assignment: the swap
             logger.info("Models swapped in: version %s.", candidate.version_tag)
             return True
 
@@ -90,24 +103,29 @@ class ModelHolder:
         """Check for newer models every ``interval`` seconds until ``stop`` is set."""
         while not stop.wait(interval):
             try:
-                self.reload(settle=True)
+                self.reload()
             except Exception as error:  # noqa: BLE001 - keep serving the models in use
                 logger.warning("Models not reloaded, still serving the current ones: %s", error)
+
+
+class ModelsNotLoadedError(Exception):
+    """Newer models exist but could not be loaded; the message says why."""
 
 
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-async def _received_photo(request: Request, settings: ServiceSettings) -> bytes:
+async def _received_photo(request: Request) -> bytes:
     """The photo of a single-photo request, or an HTTP error saying what to send."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
-        form = await request.form(max_files=1, max_fields=4)
-        photo = form.get("photo")
-        if not isinstance(photo, UploadFile):
-            raise HTTPException(422, f"no file in the multipart field `photo`: {SEND_A_PHOTO}")
-        content = await photo.read()
+        # The form's temporary files are closed on leaving the block.
+        async with request.form(max_files=1, max_fields=4) as form:
+            photo = form.get("photo")
+            if not isinstance(photo, UploadFile):
+                raise HTTPException(422, f"no file in the multipart field `photo`: {SEND_A_PHOTO}")
+            content = await photo.read()
     elif content_type in ("", "application/octet-stream") or content_type.startswith("image/"):
         content = await request.body()
     else:
@@ -117,17 +135,21 @@ async def _received_photo(request: Request, settings: ServiceSettings) -> bytes:
     return content
 
 
-async def _received_photos(request: Request, settings: ServiceSettings) -> list[UploadFile]:
+async def _received_photos(
+    request: Request, settings: ServiceSettings
+) -> list[tuple[str | None, bytes]]:
+    """The (file name, bytes) of each photo of a batch request."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "multipart/form-data":
         raise HTTPException(
             415, "send the photos as multipart/form-data, one field `photos` per photo"
         )
-    form = await request.form(max_files=settings.max_batch, max_fields=settings.max_batch + 4)
-    photos = [item for item in form.getlist("photos") if isinstance(item, UploadFile)]
-    if not photos:
-        raise HTTPException(422, "no file in the multipart fields `photos`: send 1 or more")
-    return photos
+    limits = {"max_files": settings.max_batch, "max_fields": settings.max_batch + 4}
+    async with request.form(**limits) as form:
+        photos = [item for item in form.getlist("photos") if isinstance(item, UploadFile)]
+        if not photos:
+            raise HTTPException(422, "no file in the multipart fields `photos`: send 1 or more")
+        return [(photo.filename, await photo.read()) for photo in photos]
 
 
 def body_limits(settings: ServiceSettings) -> dict[str, int]:
@@ -171,13 +193,16 @@ class RequestGuard:
             else:
                 await self.app(scope, receive, recording_send)
         finally:
+            # The version of the models that answered (the route records it), else the
+            # current one; the path escaped (it is the client's text).
+            answered_by = scope.get("state", {}).get("version_tag")
             logger.info(
                 "%s %s %d %.1f ms model %s",
                 scope["method"],
-                scope["path"],
+                scope["path"].encode("unicode_escape").decode("ascii")[:200],
                 status[0],
                 (time.perf_counter() - started) * 1000,
-                self.holder().predictor.version_tag,
+                answered_by or self.holder().predictor.version_tag,
             )
 
 
@@ -229,15 +254,15 @@ def _add_routes(app: FastAPI, holder: ModelHolder) -> None:
         return FileResponse(str(STATIC / "index.html"))
 
     @app.get("/healthz", summary="The process answers")
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     @app.get("/readyz", summary="Models loaded: predictions can be asked")
-    def readyz() -> dict[str, Any]:
+    async def readyz() -> dict[str, Any]:
         return {"status": "ready", "model_version": holder.predictor.version}
 
     @app.get("/v1/models", summary="The models in use and the classes they know")
-    def models() -> dict[str, Any]:
+    async def models() -> dict[str, Any]:
         predictor = holder.predictor
         return {"model_version": predictor.version, "labels": predictor.labels}
 
@@ -245,7 +270,7 @@ def _add_routes(app: FastAPI, holder: ModelHolder) -> None:
     def reload() -> Any:
         try:
             swapped = holder.reload()
-        except Exception as error:  # noqa: BLE001 - the models in use keep serving
+        except (ModelsNotLoadedError, OSError, FruitsInputError) as error:
             return _error(409, f"the new models could not be loaded, still serving: {error}")
         return {"swapped": swapped, "model_version": holder.predictor.version}
 
@@ -261,9 +286,10 @@ def _add_prediction_routes(app: FastAPI, holder: ModelHolder, settings: ServiceS
         max_body_size=limits["/v1/predict"],
     )
     async def predict(request: Request, top: Top = 3) -> dict[str, Any]:
-        content = await _received_photo(request, settings)
+        content = await _received_photo(request)
         _check_size(len(content), settings)
         predictor = holder.predictor  # this request's models, whatever swaps meanwhile
+        request.state.version_tag = predictor.version_tag
         (answer,) = await run_in_threadpool(predictor.predict, [content], top)
         if answer.error:
             raise HTTPException(422, f"not a usable photo ({answer.error}): {SEND_A_PHOTO}")
@@ -276,16 +302,16 @@ def _add_prediction_routes(app: FastAPI, holder: ModelHolder, settings: ServiceS
     )
     async def predict_batch(request: Request, top: Top = 3) -> dict[str, Any]:
         photos = await _received_photos(request, settings)
-        contents = [await photo.read() for photo in photos]
-        for content in contents:
+        for _, content in photos:
             _check_size(len(content), settings)
         predictor = holder.predictor
-        answers = await run_in_threadpool(predictor.predict, contents, top)
+        request.state.version_tag = predictor.version_tag
+        answers = await run_in_threadpool(predictor.predict, [c for _, c in photos], top)
         results = [
-            {"photo": photo.filename, "top": answer.guesses}
+            {"photo": name, "top": answer.guesses}
             if answer.guesses is not None
-            else {"photo": photo.filename, "error": answer.error}
-            for photo, answer in zip(photos, answers, strict=True)
+            else {"photo": name, "error": answer.error}
+            for (name, _), answer in zip(photos, answers, strict=True)
         ]
         return {"results": results, "model_version": predictor.version}
 
@@ -310,6 +336,11 @@ def _add_error_handlers(app: FastAPI, settings: ServiceSettings) -> None:
         )
         return _error(422, problems)
 
+    async def gone(_: Request, __: ClientDisconnect) -> Response:
+        # The client left mid-upload: nobody reads the answer; nginx's 499 in the log.
+        return Response(status_code=499)
+
     # Starlette's own refusals (404, 405, a malformed multipart upload: 400) included.
     app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(ClientDisconnect, gone)
     app.add_exception_handler(RequestValidationError, invalid)

@@ -9,6 +9,7 @@ pipeline's own preprocessing and models, without Spark. ``fruits-serve`` and
 from __future__ import annotations
 
 import queue
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,6 +21,9 @@ from fruits.ml.local_models import LocalPipelineModel
 from fruits.vision.backbone import FEATURE_DIM, PortableBackbone
 from fruits.vision.embedder import Embedder, load_embedder
 from fruits.vision.images import MAX_IMAGE_PIXELS, UnreadableImageError, preprocess_into
+
+# Photos per backbone call in ``predict``.
+BATCH = 32
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,9 @@ class FruitPredictor:
             "fruit_classifier": classifier.digest,
         }
         self.version_tag = "-".join(digest[:8] for digest in self.version.values())
+        # Decoding holds a photo's pixels (up to max_pixels of them): at most as many
+        # photos are decoded at once as there are interpreters to take them.
+        self._decoding = threading.BoundedSemaphore(interpreters)
         self._embedders: queue.SimpleQueue[Embedder] = queue.SimpleQueue()
         for _ in range(interpreters):
             self._embedders.put(load_embedder(backbone, threads))
@@ -107,7 +114,8 @@ class FruitPredictor:
             UnreadableImageError: Not a usable image (the message says why).
         """
         pixels = np.empty((self.input_size, self.input_size, 3), dtype=np.float32)
-        preprocess_into(content, pixels, self.max_pixels)
+        with self._decoding:
+            preprocess_into(content, pixels, self.max_pixels)
         return pixels
 
     def embed(self, inputs: np.ndarray) -> np.ndarray:
@@ -122,7 +130,16 @@ class FruitPredictor:
         return output["probability"], output["labels"]
 
     def predict(self, contents: Sequence[bytes], top: int = 3) -> list[PhotoAnswer]:
-        """The ``top`` guesses for each encoded photo; a bad photo gets its reason only."""
+        """The ``top`` guesses for each encoded photo; a bad photo gets its reason only.
+
+        Photos go through the backbone ``BATCH`` at a time (memory stays bounded).
+        """
+        answers: list[PhotoAnswer] = []
+        for start in range(0, len(contents), BATCH):
+            answers += self._predict_batch(contents[start : start + BATCH], top)
+        return answers
+
+    def _predict_batch(self, contents: Sequence[bytes], top: int) -> list[PhotoAnswer]:
         answers: list[PhotoAnswer | None] = []
         inputs = []
         for content in contents:
