@@ -175,7 +175,11 @@ def main(argv: list[str] | None = None) -> None:
     cold_rows(bench, args.weights)
     stage_rows(bench, keras_first)
     bench.results["serving"] = serving_rows(
-        bench.project, bench.images.main, bench.backbone, ServingPlan(plan.service_requests)
+        bench.project,
+        bench.images.main,
+        args.weights,
+        bench.backbone,
+        ServingPlan(plan.service_requests),
     )
     more_rows(bench)
     stop_spark()

@@ -39,6 +39,8 @@ class ColdRun:
     runner: str | None = None
     # Replace conf/local's spark.driver.extraJavaOptions for this run.
     java_options: str | None = None
+    # `--pipelines` (None: the default pipeline, every pipeline).
+    pipelines: str | None = COLD_PIPELINES
 
     def command(self) -> list[str]:
         params = (
@@ -50,8 +52,7 @@ class ColdRun:
             "run",
             "--env",
             "local",
-            "--pipelines",
-            COLD_PIPELINES,
+            *(["--pipelines", self.pipelines] if self.pipelines else []),
             f"--params={params}",
             *(["--runner", self.runner] if self.runner else []),
         ]

@@ -1,9 +1,10 @@
 """The prediction service's rows: accuracy, latency, throughput and memory over real HTTP.
 
 ``fruits-serve`` runs in its own process on 127.0.0.1, on the models of a whole
-``kedro run`` of the benchmark's images; clients are threads of this process speaking
-HTTP/1.1 with keep-alive (``http.client``: the lightest client, so that the load
-generator takes as little as possible of the cores the service needs).
+``kedro run`` of the benchmark's images (no Spark running meanwhile); clients are
+threads of this process speaking HTTP/1.1 with keep-alive (``http.client``: the
+lightest client, so that the load generator takes as little as possible of the cores
+the service needs).
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ import psutil
 import pyarrow.parquet as pq
 
 from benchmarks import REPO
+from benchmarks.cold_runs import ColdRun, kedro_run
 from benchmarks.images import RawImages
-from benchmarks.project import Project
+from benchmarks.project import Project, stop_spark
 from fruits.vision.backbone import PortableBackbone
 from fruits.vision.embedder import load_embedder
 from fruits.vision.images import preprocess_image
@@ -179,12 +181,18 @@ def predict_cold_seconds(data_root: Path, photo: Path) -> float:
 
 
 def serving_rows(
-    project: Project, raw: RawImages, backbone: PortableBackbone, plan: ServingPlan
+    project: Project, raw: RawImages, weights: Path, backbone: PortableBackbone, plan: ServingPlan
 ) -> dict[str, Any]:
-    """A whole `kedro run` of ``raw``, then the service on its models."""
+    """A whole `kedro run` of ``raw`` in a new process, then the service on its models.
+
+    The benchmark's own Spark session is stopped first: the service is measured as it
+    runs in production, alone on the machine with its clients.
+    """
+    stop_spark()
     data_root = project.new_data_root("serving")
-    run_seconds = project.run_pipelines(("__default__",), project.runtime_params(raw, data_root))
-    metrics = project.load("classification_metrics", data_root, raw)
+    run = kedro_run(ColdRun(raw.path, weights, data_root, pipelines=None))
+    reporting = data_root / "08_reporting"
+    metrics = json.loads((reporting / "classification_metrics.json").read_text())
     table = pq.read_table(
         data_root / "04_feature" / "image_features.parquet", columns=["path", "label", "split"]
     ).to_pylist()
@@ -195,7 +203,7 @@ def serving_rows(
     service = Service(data_root, _free_port())
     try:
         result = {
-            "kedro_run_s": run_seconds,
+            "kedro_run_s": run["seconds"],
             "service_start_s": service.start_seconds,
             "interpreter_single_image_ms": single_image_ms(backbone, photos[0]),
             "latency_ms": latency_ms(service.port, photos[0]),
