@@ -49,7 +49,7 @@ $(YARN_JARS): tools/yarn/pom.xml
 $(VENV)/.installed: requirements-dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements-dev.lock
+	$(BIN)/pip install --quiet --require-hashes -r requirements-dev.lock
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
@@ -95,9 +95,9 @@ lock:
 	@# uv ignores Requires-Python upper bounds; backports-strenum 1.3+ refuses Python 3.11.
 	printf 'backports-strenum<1.3\n' > .lock-constraints.txt
 	uv pip compile pyproject.toml -c .lock-constraints.txt --python-version 3.11 --no-header \
-		-o requirements.lock
+		--generate-hashes -o requirements.lock
 	uv pip compile pyproject.toml --extra viz --extra deploy --extra serve --extra dev -c requirements.lock \
-		--python-version 3.11 --no-header -o requirements-dev.lock
+		--python-version 3.11 --no-header --generate-hashes -o requirements-dev.lock
 	rm .lock-constraints.txt
 
 clean:

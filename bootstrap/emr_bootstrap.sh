@@ -6,8 +6,10 @@
 # Installs Python 3.11 (EMR 7's default is 3.9), a virtual environment (python_env in
 # conf/emr/globals.yml, passed by `fruits-emr`)
 # with the exact pins of requirements-emr.txt (generated from requirements.lock, without
-# pyspark and py4j: EMR provides Spark), then the project's wheel. Safe to run again: it
-# skips what is already in place. The cluster's spark-env sets PYSPARK_PYTHON to this venv.
+# pyspark and py4j: EMR provides Spark), each checked against its sha256 from the lock
+# (--require-hashes), then the project's wheel, which has no hash in the lock: installed on
+# its own, without dependencies. Safe to run again: it skips what is already in place. The
+# cluster's spark-env sets PYSPARK_PYTHON to this venv.
 set -euo pipefail
 
 ARTIFACTS="${1:?usage: emr_bootstrap.sh s3://bucket/prefix/artifacts}"
@@ -47,8 +49,9 @@ if [[ -f "$stamp" && "$(cat "$stamp")" == "$wanted" ]]; then
   exit 0
 fi
 
-log "installing pinned requirements"
-as_root "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$WORK/requirements-emr.txt"
+log "installing pinned requirements (hashes checked)"
+as_root "$VENV/bin/pip" install --quiet --disable-pip-version-check --require-hashes \
+  -r "$WORK/requirements-emr.txt"
 log "installing $(basename "$wheel") (no dependencies: they are pinned above, Spark is EMR's)"
 as_root "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-deps --force-reinstall "$wheel"
 echo "$wanted" | as_root tee "$stamp" >/dev/null

@@ -11,11 +11,10 @@ Every AWS call happens after the region has been checked to be in the EU.
 
 from __future__ import annotations
 
-import argparse
+import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,8 @@ from typing import Any
 from kedro.config import OmegaConfigLoader
 from omegaconf import OmegaConf
 
+from fruits.apps.aws import aws_errors
+from fruits.errors import FruitsInputError
 from fruits.gdpr import DEFAULT_REGION, require_eu_region
 from fruits.spark.settings import as_spark_settings
 
@@ -104,15 +105,39 @@ class ClusterSpec:
         return emr_spark_settings(self.project_dir, self.s3_root)
 
 
+def _requirement_name(line: str) -> str:
+    """The normalised project name of a requirement line (``Foo_Bar[x]==1 \\`` -> ``foo-bar``)."""
+    name = re.split(r"[\s\[=<>!~;@\\]", line.strip(), maxsplit=1)[0]
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def emr_requirements(lock_text: str) -> str:
-    """The pins of ``requirements.lock`` for the cluster's venv: all but Spark and Py4J."""
-    pins = [
-        line.strip()
-        for line in lock_text.splitlines()
-        if line.strip() and not line.lstrip().startswith("#")
-    ]
-    kept = [pin for pin in pins if pin.split("==")[0].lower() not in PROVIDED_BY_EMR]
-    return "\n".join(kept) + "\n"
+    """The pins of ``requirements.lock`` for the cluster's venv: all but Spark and Py4J.
+
+    Each pin keeps its ``--hash`` continuation lines (the bootstrap installs with
+    ``--require-hashes``); a removed pin goes with its own. A pin without a hash is refused:
+    the cluster would only find out after it started.
+    """
+    requirements: list[list[str]] = []
+    continued = False
+    for line in lock_text.splitlines():
+        stripped = line.strip()
+        if continued:
+            requirements[-1].append(stripped)
+        elif stripped and not stripped.startswith("#"):
+            requirements.append([stripped])
+        else:
+            continue
+        continued = stripped.endswith("\\")
+    kept = [lines for lines in requirements if _requirement_name(lines[0]) not in PROVIDED_BY_EMR]
+    for lines in kept:
+        if not any("--hash=" in part for part in lines):
+            pin = lines[0].removesuffix("\\").strip()
+            raise FruitsInputError(
+                f"requirements.lock pins {pin} without a --hash (the cluster installs with "
+                "--require-hashes): regenerate the lock with `make lock`."
+            )
+    return "".join("\n    ".join(lines) + "\n" for lines in kept)
 
 
 def build_artifacts(project_dir: Path, output_dir: Path) -> list[Path]:
@@ -136,13 +161,14 @@ def upload_artifacts(s3_client: Any, artifacts: list[Path], spec: ClusterSpec) -
     """Put every artifact under ``s3://<bucket>/<prefix>/artifacts/``, and create the
     Spark event log's folder (Spark refuses to start when it does not exist)."""
     for artifact in artifacts:
-        s3_client.upload_file(
-            str(artifact), spec.bucket, f"{spec.prefix}/artifacts/{artifact.name}"
-        )
+        key = f"{spec.prefix}/artifacts/{artifact.name}"
+        with aws_errors(f"s3://{spec.bucket}/{key}", spec.region):
+            s3_client.upload_file(str(artifact), spec.bucket, key)
     event_log = spec.spark_settings.get("spark.eventLog.dir")
     if event_log:
         folder = event_log.split(f"://{spec.bucket}/", 1)[1].rstrip("/") + "/"
-        s3_client.put_object(Bucket=spec.bucket, Key=folder, ServerSideEncryption="AES256")
+        with aws_errors(f"s3://{spec.bucket}/{folder}"):
+            s3_client.put_object(Bucket=spec.bucket, Key=folder, ServerSideEncryption="AES256")
 
 
 def spark_step(spec: ClusterSpec) -> dict[str, Any]:
@@ -234,65 +260,3 @@ def cluster_request(spec: ClusterSpec) -> dict[str, Any]:
         "Tags": [{"Key": key, "Value": value} for key, value in spec.tags.items()]
         + [{"Key": "data-residency", "Value": "eu"}],
     }
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fruits-emr", description=__doc__.split("\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    for name in ("deploy", "submit"):
-        command = commands.add_parser(name)
-        command.add_argument("--bucket", required=True)
-        command.add_argument("--prefix", default="fruits")
-        command.add_argument("--region", default=DEFAULT_REGION)
-        command.add_argument("--pipelines", help="comma-separated; default: all")
-        command.add_argument("--project-dir", type=Path, default=Path.cwd())
-    deploy, submit = commands.choices["deploy"], commands.choices["submit"]
-    deploy.add_argument("--instance-type", default="m5.xlarge")
-    deploy.add_argument("--core-nodes", type=int, default=2)
-    deploy.add_argument("--spot-task-nodes", type=int, default=0)
-    deploy.add_argument("--idle-timeout", type=int, default=3600, help="seconds")
-    deploy.add_argument("--keep-alive", action="store_true", help="do not terminate after the run")
-    deploy.add_argument("--no-run", action="store_true", help="create the cluster only")
-    submit.add_argument("--cluster-id", required=True)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Command-line entry point (`fruits-emr`)."""
-    arguments = _parser().parse_args(argv)
-    try:
-        require_eu_region(arguments.region)
-    except ValueError as error:
-        sys.exit(f"fruits-emr: {error}")
-    import boto3  # noqa: PLC0415 - only needed to talk to AWS, from a workstation
-
-    spec = ClusterSpec(
-        bucket=arguments.bucket,
-        prefix=arguments.prefix,
-        region=arguments.region,
-        pipelines=arguments.pipelines,
-        project_dir=arguments.project_dir,
-        **(
-            {
-                "instance_type": arguments.instance_type,
-                "core_nodes": arguments.core_nodes,
-                "spot_task_nodes": arguments.spot_task_nodes,
-                "idle_timeout_seconds": arguments.idle_timeout,
-                "keep_alive": arguments.keep_alive,
-                "run_pipeline": not arguments.no_run,
-            }
-            if arguments.command == "deploy"
-            else {}
-        ),
-    )
-    with tempfile.TemporaryDirectory() as staging:
-        artifacts = build_artifacts(arguments.project_dir, Path(staging))
-        upload_artifacts(boto3.client("s3", region_name=spec.region), artifacts, spec)
-    emr = boto3.client("emr", region_name=spec.region)
-    if arguments.command == "deploy":
-        cluster_id = emr.run_job_flow(**cluster_request(spec))["JobFlowId"]
-        logs = f"s3://{spec.bucket}/{spec.prefix}/logs/"
-        print(f"cluster {cluster_id} starting in {spec.region}; logs in {logs}")  # noqa: T201
-    else:
-        step_ids = emr.add_job_flow_steps(JobFlowId=arguments.cluster_id, Steps=[spark_step(spec)])
-        print(f"step {step_ids['StepIds'][0]} added to {arguments.cluster_id}")  # noqa: T201
