@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -67,7 +70,15 @@ def _cases(raw_dir: Path, tmp: Path) -> dict[str, tuple[dict, str]]:
         ),
         "misspelt parameter": (
             {**ok, "reduction.variance_targt": 0.8},
-            "unknown parameter reduction.variance_targt: remove it or fix its spelling",
+            "unknown parameter `reduction.variance_targt`; did you mean `variance_target`?",
+        ),
+        "misspelt run-time setting": (
+            {**ok, "raw_image_path": "/data/x"},
+            "unknown parameter `raw_image_path`; did you mean `raw_images_path`?",
+        ),
+        "misspelt section": (
+            {**ok, "reducton.k": 5},
+            "unknown parameter `reducton`; did you mean `reduction`?",
         ),
         "unsupported input size": (
             {**ok, "featurization.input_size": 300},
@@ -92,7 +103,8 @@ def _cases(raw_dir: Path, tmp: Path) -> dict[str, tuple[dict, str]]:
 CASE_NAMES = [
     "raw root missing", "raw root without images", "weights missing", "weights unreadable",
     "weights sha256 mismatch", "variance target above 1", "variance target zero",
-    "k above the features", "misspelt parameter", "unsupported input size", "batch size zero",
+    "k above the features", "misspelt parameter", "misspelt run-time setting", "misspelt section",
+    "unsupported input size", "batch size zero",
     "no regularization to compare", "train ratio above 1",
 ]  # fmt: skip
 
@@ -117,11 +129,17 @@ def test_k_above_the_number_of_images_names_both_counts(spark, raw, tmp_path):
             **{**WEIGHTS_PARAMS, "reduction.k": 100},
         )
     # The reduction wrote nothing; the features before it are complete outputs.
-    assert not (tmp_path / "data" / "06_models").exists()
+    assert not (tmp_path / "data" / "06_models" / "pca_model").exists()
 
 
 @pytest.mark.parametrize(
-    "case", ["raw root missing", "weights sha256 mismatch", "misspelt parameter"]
+    "case",
+    [
+        "raw root missing",
+        "weights sha256 mismatch",
+        "misspelt parameter",
+        "misspelt run-time setting",
+    ],
 )
 def test_cli_prints_one_line_and_exits_2(raw, tmp_path, case):
     params, message = _cases(raw, tmp_path)[case]
@@ -137,3 +155,32 @@ def test_cli_prints_one_line_and_exits_2(raw, tmp_path, case):
     assert len(errors) == 1 and message in errors[0]
     assert "Traceback" not in result.stdout + result.stderr
     assert not (tmp_path / "data").exists()
+
+
+def test_ctrl_c_stops_the_run_with_one_line_and_130(tmp_path):
+    """Ctrl-C in a terminal (SIGINT to the whole process group) during featurization."""
+    raw = tmp_path / "raw"
+    copy_real_images(raw, ["Kiwi", "Lemon", "Banana"], {"Training": 80, "Test": 20})
+    process = subprocess.Popen(
+        [KEDRO, "run", "--env", "local", "--params",
+         f"raw_images_path={raw},data_root={tmp_path / 'data'},"
+         f"weights_source={WEIGHTS_PARAMS['weights_source']}"],
+        cwd=REPO, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+        env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"}, start_new_session=True,
+    )  # fmt: skip
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stderr), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 180
+    # Each Python worker says so when it starts embedding (fruits.vision.embedder).
+    while not any("fruits: embedder built" in line for line in lines):
+        assert process.poll() is None and time.monotonic() < deadline, "".join(lines)[-2000:]
+        time.sleep(0.05)
+    before = len(lines)
+    os.killpg(process.pid, signal.SIGINT)
+    process.wait(timeout=120)
+    reader.join(timeout=10)
+    after = [line for line in lines[before:] if "embedder built" not in line]
+    assert process.returncode == 130, "".join(after)[-3000:]
+    assert after[-1].startswith("fruits: interrupted: outputs already written are complete")
+    assert len(after) <= 5, "".join(after)[-3000:]  # no trace of the cancelled Spark jobs

@@ -25,7 +25,11 @@ FEATURIZATION = {"runtime": "tflite", "input_size": 224, "batch_size": 1,
         ({"input_size": True}, "featurization.input_size=True"),
         ({"threads_per_worker": 0}, "featurization.threads_per_worker=0: Input should be greater"),
         ({"images_per_partition": "many"}, "featurization.images_per_partition='many'"),
-        ({"backbone": "resnet50"}, "unknown parameter featurization.backbone"),
+        ({"backbone": "resnet50"}, "unknown parameter `featurization.backbone`"),
+        (
+            {"batch_sise": 4},
+            "unknown parameter `featurization.batch_sise`; did you mean `batch_size`?",
+        ),
     ],
 )
 def test_a_bad_featurization_setting_is_named(changes, message):
@@ -40,7 +44,7 @@ def test_every_problem_is_reported_at_once():
         FeaturizationParams.model_validate(FEATURIZATION | {"batch_size": 0, "typo": 1})
     assert str(refused.value) == (
         "featurization.batch_size=0: Input should be greater than or equal to 1; "
-        "unknown parameter featurization.typo: remove it or fix its spelling"
+        "unknown parameter `featurization.typo`: remove it or fix its spelling"
     )
 
 
@@ -121,3 +125,24 @@ def test_the_split_names_are_given_once_for_ingestion_and_classification(tmp_pat
     assert (ingestion.unsplit_train_split, ingestion.unsplit_test_split) == ("Fit", "Test")
     assert (classification.train_split, classification.test_split) == ("Fit", "Test")
     assert ingestion.unsplit_test_share == 0.2
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"elastic_net_param": 5}, "classification.elastic_net_param=5: Input should be less"),
+        ({"max_iter": 0}, "classification.max_iter=0: Input should be greater than or equal to 1"),
+        ({"reg_params": [-1]}, "classification.reg_params.0=-1"),
+    ],
+)
+def test_a_bad_classifier_setting_is_named(changes, message):
+    valid = {"train_split": "Training", "test_split": "Test", "reg_params": [0.01],
+             "elastic_net_param": 0.0, "max_iter": 10, "train_ratio": 0.8, "seed": 1,
+             "refit": "always"}  # fmt: skip
+    with pytest.raises(ParameterError, match=message):
+        ClassificationParams.model_validate(valid | changes)
+
+
+def test_images_per_partition_zero_is_refused():
+    with pytest.raises(ParameterError, match="featurization.images_per_partition=0"):
+        FeaturizationParams.model_validate(FEATURIZATION | {"images_per_partition": 0})

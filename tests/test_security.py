@@ -80,3 +80,15 @@ def test_emr_writes_to_s3_are_encrypted_server_side():
     # Locally nothing is sent to S3: the same entries carry no encryption arguments.
     local = OmegaConfigLoader(str(REPO / "conf"), base_env="base", default_run_env="local")
     assert local["catalog"]["explained_variance"]["fs_args"] == {}
+
+
+def test_local_spark_listens_on_loopback_only(spark):
+    """The local environment binds the driver to 127.0.0.1, whatever SPARK_LOCAL_IP says."""
+    import psutil  # noqa: PLC0415
+
+    conf = spark.sparkContext.getConf()
+    assert conf.get("spark.driver.bindAddress") == "127.0.0.1"
+    assert conf.get("spark.driver.host") == "127.0.0.1"
+    jvm = psutil.Process(int(spark.sparkContext._jvm.ProcessHandle.current().pid()))
+    listening = [c.laddr.ip for c in jvm.net_connections("inet") if c.status == psutil.CONN_LISTEN]
+    assert listening and set(listening) <= {"127.0.0.1", "::ffff:127.0.0.1"}

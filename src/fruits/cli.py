@@ -15,10 +15,8 @@ import click
 from kedro.framework.cli.project import run as kedro_run
 from kedro.validation import ParameterValidationError
 
-from fruits.errors import find_input_error
+from fruits.errors import INPUT_ERROR_EXIT_CODE, INTERRUPTED_EXIT_CODE, find_input_error
 
-# Exit status of a run refused for a bad input or setting (1 stays "the job failed").
-INPUT_ERROR_EXIT_CODE = 2
 # Independent nodes run at the same time (the driver converts the backbone while Spark
 # ingests the images); Spark jobs from several threads are safe, and ThreadRunner is the
 # runner Kedro recommends for concurrency with Spark. On 2 cores the gain is within the
@@ -47,6 +45,14 @@ def _run(**options: Any) -> Any:
     options["runner"] = options.get("runner") or DEFAULT_RUNNER
     try:
         return kedro_run.callback(**options)
+    except KeyboardInterrupt:
+        # PySpark's own Ctrl-C handler has cancelled the Spark jobs; every output is
+        # written whole or not at all (the feature store's snapshot swap, Spark's committer).
+        click.echo(
+            "fruits: interrupted: outputs already written are complete; run again to finish",
+            err=True,
+        )
+        sys.exit(INTERRUPTED_EXIT_CODE)
     except Exception as error:
         lines = user_errors(error)
         if not lines:

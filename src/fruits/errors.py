@@ -1,4 +1,14 @@
-"""The one exception type for problems the user can fix, printed as one line by the CLI."""
+"""The one exception type for problems the user can fix, and the commands' exit codes.
+
+Every command of the project (``kedro run``, ``fruits-predict``, ``fruits-serve``,
+``fruits-emr``) prints such a problem as one line on stderr and exits with
+``INPUT_ERROR_EXIT_CODE``; Ctrl-C ends it with one line and ``INTERRUPTED_EXIT_CODE``.
+"""
+
+# A run refused for a bad input or setting (1 stays "the job failed").
+INPUT_ERROR_EXIT_CODE = 2
+# After Ctrl-C, as shells report a process ended by SIGINT (128 + 2).
+INTERRUPTED_EXIT_CODE = 130
 
 
 class FruitsInputError(ValueError):

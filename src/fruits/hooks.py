@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from typing import Any
 
@@ -52,6 +54,25 @@ class SparkHooks:
             spark_conf.setIfMissing(key, value)
         spark = SparkSession.builder.appName(app_name).config(conf=spark_conf).getOrCreate()
         spark.sparkContext.setLogLevel("WARN")
+        _quiet_interrupt(spark.sparkContext)
+
+
+def _quiet_interrupt(spark_context: SparkContext) -> None:
+    """Ctrl-C: cancel the Spark jobs as PySpark does, without the JVM's traces of them.
+
+    PySpark's own handler cancels every job and raises KeyboardInterrupt, and the JVM
+    then logs each killed task with its stack trace (hundreds of lines after the run's
+    one-line message). Silenced first; the CLI prints the one line (fruits.cli).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return  # signal handlers belong to the main thread
+
+    def on_interrupt(signum: int, frame: Any) -> None:
+        spark_context.setLogLevel("OFF")
+        spark_context.cancelAllJobs()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_interrupt)
 
 
 class InputChecks:

@@ -9,6 +9,7 @@ Unknown keys are refused: a typo never runs silently with the default.
 
 from __future__ import annotations
 
+import difflib
 from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -39,16 +40,29 @@ class PipelineParams(BaseModel):
         try:
             return super().model_validate(obj, **kwargs)
         except ValidationError as error:
-            raise ParameterError(describe(cls.SECTION, error)) from None
+            raise ParameterError(describe(cls.SECTION, error, list(cls.model_fields))) from None
 
 
-def describe(section: str, error: ValidationError) -> str:
-    """``section.key=value: what is wrong`` for each problem, joined with "; "."""
+def closest(name: str, known: list[str]) -> str:
+    """``; did you mean `x`?`` for the known name closest to ``name``, or nothing."""
+    matches = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return f"; did you mean `{matches[0]}`?" if matches else ""
+
+
+def describe(section: str, error: ValidationError, fields: list[str] | None = None) -> str:
+    """``section.key=value: what is wrong`` for each problem, joined with "; ".
+
+    ``fields`` are the section's parameter names, to suggest the closest to a misspelt one.
+    """
     problems = []
     for problem in error.errors(include_url=False):
         name = ".".join(str(part) for part in (section, *problem["loc"]) if part != "")
         if problem["type"] == "extra_forbidden":
-            problems.append(f"unknown parameter {name}: remove it or fix its spelling")
+            top_level = len(problem["loc"]) == 1
+            hint = closest(str(problem["loc"][-1]), fields or []) if top_level else ""
+            problems.append(
+                f"unknown parameter `{name}`{hint or ': remove it or fix its spelling'}"
+            )
         elif problem["type"] == "missing":
             problems.append(f"parameter {name} is missing: add it to parameters_{section}.yml")
         else:

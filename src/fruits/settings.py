@@ -1,13 +1,13 @@
 """Project settings (see https://docs.kedro.org/ for the defaults)."""
 
-from kedro.config import OmegaConfigLoader
-
+from fruits.config import ProjectConfigLoader
 from fruits.hooks import InputChecks, ModelManifestHook, NodeTimer, RunSummary, SparkHooks
 
 # Spark first: the input checks list the raw images with Spark.
 HOOKS = (SparkHooks(), InputChecks(), NodeTimer(), RunSummary(), ModelManifestHook())
 
-CONFIG_LOADER_CLASS = OmegaConfigLoader
+# Kedro's OmegaConfigLoader, refusing unknown run-time parameter names (fruits.config).
+CONFIG_LOADER_CLASS = ProjectConfigLoader
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",

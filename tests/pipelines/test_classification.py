@@ -8,6 +8,7 @@ import pytest
 from pyspark.ml import PipelineModel
 from sklearn.metrics import confusion_matrix, f1_score, precision_score, recall_score
 
+from fruits.errors import FruitsInputError
 from fruits.ml.classifier import evaluate_classifier, to_pca_vectors, train_classifier
 from fruits.params import ClassificationParams
 from tests.conftest import PIPELINE_CLASSES, TEST_PER_CLASS
@@ -100,3 +101,13 @@ def test_missing_splits_are_named(spark):
     classifier, tuning = train_classifier(labelled, settings(train_ratio=0.7))
     with pytest.raises(ValueError, match="No image in split 'Test'"):
         evaluate_classifier(labelled, classifier, tuning, "Test")
+
+
+def test_one_class_is_refused_at_training(spark, pipeline_run):
+    """A one-class model would answer NaN probabilities: refused with a line saying why."""
+    pca_features = spark.read.parquet(
+        str(pipeline_run.data_root / "05_model_input" / "pca_features.parquet")
+    )
+    bananas = pca_features.where("label = 'Banana'")
+    with pytest.raises(FruitsInputError, match=r"Only one class \('Banana'\) in split 'Training'"):
+        train_classifier(bananas, settings())

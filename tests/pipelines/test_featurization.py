@@ -79,6 +79,44 @@ def test_weights_dataset_rejects_a_wrong_sha256():
         BackboneWeightsDataset(source=str(WEIGHTS_FILE), sha256="0" * 64).load()
 
 
+def test_a_digits_only_sha256_given_as_a_number_keeps_its_64_digits():
+    """`--params=weights_sha256=000...0` arrives as the integer 0: echoed as 64 zeros."""
+    with pytest.raises(DatasetError, match="expected sha256 " + "0" * 64 + ":"):
+        BackboneWeightsDataset(source=str(WEIGHTS_FILE), sha256=0).load()
+
+
+@pytest.mark.parametrize("sha256", ["abc", "g" * 64, 10**70, True])
+def test_a_malformed_sha256_is_refused_at_once(sha256):
+    with pytest.raises(DatasetError, match="is not a SHA-256 \\(64 hexadecimal digits\\)"):
+        BackboneWeightsDataset(source=str(WEIGHTS_FILE), sha256=sha256)
+
+
+@pytest.mark.parametrize(
+    "layers",
+    [
+        {"dense": ("dense/kernel", (1280, 10))},  # another network
+        {"Conv1": ("Conv1/kernel", (3, 3, 3, 16)), "Conv_1": ("Conv_1/kernel", (1, 1, 160, 640))},
+    ],
+    ids=["another network", "MobileNetV2 alpha 0.5"],
+)
+def test_weights_of_another_network_are_refused_before_the_run(tmp_path, layers):
+    """Found from the file's layer layout by verify(), before any output is written."""
+    import h5py  # noqa: PLC0415
+
+    other = tmp_path / "other_model.h5"
+    with h5py.File(other, "w") as weights:
+        weights.attrs["layer_names"] = [name.encode() for name in layers]
+        for name, (weight, shape) in layers.items():
+            weights.create_group(name).attrs["weight_names"] = [weight.encode()]
+            weights[name].create_dataset(weight, data=np.zeros(shape, np.float32))
+    with pytest.raises(DatasetError, match="its layers are not MobileNetV2's"):
+        BackboneWeightsDataset(source=str(other)).verify()
+
+
+def test_the_offline_weights_pass_the_layer_check():
+    BackboneWeightsDataset(source=str(WEIGHTS_FILE)).verify()
+
+
 def test_weights_dataset_names_a_missing_file(tmp_path):
     with pytest.raises(DatasetError, match="missing.h5 does not exist"):
         BackboneWeightsDataset(source=str(tmp_path / "missing.h5")).load()

@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from fruits.datasets import ImageFilesDataset
+from fruits.errors import FruitsInputError
 from fruits.params import IngestionParams
 from fruits.pipelines.ingestion.nodes import build_image_table
 from tests.conftest import FRUITS_360, REPO, WEIGHTS_PARAMS
@@ -184,3 +185,23 @@ def test_the_hash_split_gives_the_test_share_and_the_configured_names(spark):
             assert counts["score"] / n_images == pytest.approx(share, abs=0.02)
     finally:
         raw.unpersist()
+
+
+def test_the_odd_tree_passes_the_input_check(spark, raw_images_dataset):
+    raw_images_dataset.verify()
+
+
+def test_an_image_outside_class_folders_is_refused_by_name(spark, odd_image_tree):
+    """It would be labelled with the raw folder's own name: refused before any node runs."""
+    loose = odd_image_tree / "IMG 0001.jpg"
+    shutil.copy2(sorted(APPLE.iterdir())[5], loose)
+    dataset = ImageFilesDataset(filepath=str(odd_image_tree), load_args=IMAGE_LOAD_ARGS)
+    with pytest.raises(FruitsInputError, match=r"IMG 0001.jpg is directly in the raw image"):
+        dataset.verify()
+
+
+def test_a_storage_spark_cannot_read_is_one_line(spark):
+    """s3a:// in the local environment (no S3A jars): one line, not a Java trace."""
+    dataset = ImageFilesDataset(filepath="s3a://fruits-eu-data/raw", load_args=IMAGE_LOAD_ARGS)
+    with pytest.raises(FruitsInputError, match=r"This Spark cannot read s3a:// paths"):
+        dataset.verify()

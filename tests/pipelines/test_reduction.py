@@ -108,3 +108,15 @@ def test_pca_on_no_features_is_an_input_error(spark):
     empty = spark.createDataFrame([], "features array<float>")
     with pytest.raises(FruitsInputError, match="No image features"):
         fit_pca(empty, standardize=False, variance_target=0.9, k=None)
+
+
+def test_pca_on_one_image_is_an_input_error(image_features):
+    """One image has no variance: k would be 1280 and every ratio NaN."""
+    with pytest.raises(FruitsInputError, match="at least 2 images; there is 1"):
+        fit_pca(image_features.limit(1), standardize=False, variance_target=0.9, k=None)
+
+
+def test_pca_on_copies_of_one_image_is_an_input_error(image_features):
+    one = image_features.limit(1)
+    with pytest.raises(FruitsInputError, match="3 images have identical features"):
+        fit_pca(one.union(one).union(one), standardize=False, variance_target=0.9, k=None)

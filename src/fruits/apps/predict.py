@@ -27,6 +27,7 @@ import numpy as np
 from kedro.io import DatasetError
 
 from fruits.apps.models import load_catalog, load_context, load_predictor
+from fruits.errors import INPUT_ERROR_EXIT_CODE, INTERRUPTED_EXIT_CODE
 from fruits.ml.fruit_predictor import FruitPredictor, PhotoAnswer
 from fruits.vision.images import UnreadableImageError
 
@@ -36,7 +37,7 @@ os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
 with contextlib.redirect_stdout(sys.stderr):
     from kedro.framework.cli.project import run as kedro_run
 
-    from fruits.cli import INPUT_ERROR_EXIT_CODE, user_errors
+    from fruits.cli import user_errors
 
 # `kedro run`'s own --params option: the same syntax and value types.
 _PARAMS_OPTION = next(option for option in kedro_run.params if option.name == "params")
@@ -210,7 +211,10 @@ def main(argv: list[str] | None = None) -> int:
         return command.main(args=argv, prog_name="fruits-predict", standalone_mode=False)
     except click.ClickException as error:
         error.show()
-        return error.exit_code
+        return INPUT_ERROR_EXIT_CODE
+    except click.exceptions.Abort:  # Ctrl-C
+        print("fruits-predict: interrupted", file=sys.stderr)
+        return INTERRUPTED_EXIT_CODE
 
 
 def run() -> None:

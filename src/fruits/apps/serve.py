@@ -19,11 +19,13 @@ from typing import Any
 
 import click
 
+from fruits.errors import INPUT_ERROR_EXIT_CODE, INTERRUPTED_EXIT_CODE
+
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
 with contextlib.redirect_stdout(sys.stderr):
     from kedro.framework.cli.project import run as kedro_run
 
-    from fruits.cli import INPUT_ERROR_EXIT_CODE, user_errors
+    from fruits.cli import user_errors
 
 _PARAMS_OPTION = next(option for option in kedro_run.params if option.name == "params")
 
@@ -141,8 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as error:
         error.show()
         return INPUT_ERROR_EXIT_CODE
-    except click.exceptions.Abort:
-        return 130
+    except click.exceptions.Abort:  # Ctrl-C while loading
+        click.echo("fruits-serve: interrupted", err=True)
+        return INTERRUPTED_EXIT_CODE
 
 
 def run() -> None:

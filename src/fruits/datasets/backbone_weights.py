@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -32,6 +33,16 @@ KNOWN_WEIGHTS_SHA256 = {
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
+# MobileNetV2 (alpha 1.0) no-top: its first and last convolutions, and the last one's kernel.
+_MOBILENET_V2_LAYERS = {"Conv1", "Conv_1"}
+_LAST_CONV = "Conv_1"
+_LAST_CONV_KERNEL = (1, 1, 320, 1280)
+
+
+def _text(name: bytes | str) -> str:
+    return name.decode() if isinstance(name, bytes) else str(name)
+
+
 class WeightsFileError(FruitsInputError, DatasetError):
     """The weights file is missing, unreadable or not the expected one."""
 
@@ -43,6 +54,24 @@ def sha256_of(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _as_sha256(value: object) -> str:
+    """A SHA-256 as 64 lower-case hex digits, however the configuration typed it.
+
+    ``--params`` hands a digits-only hash over as a number, leading zeros lost (all
+    zeros arrive as 0): padded back to 64 digits.
+
+    Raises:
+        WeightsFileError: Not 64 hexadecimal digits.
+    """
+    text = f"{value:064d}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
+    if not re.fullmatch(r"[0-9a-fA-F]{64}", text):
+        raise WeightsFileError(
+            f"weights_sha256={value!r} is not a SHA-256 (64 hexadecimal digits): fix it, or "
+            "set it to null to check a file of a known name against its known digest."
+        )
+    return text.lower()
 
 
 class BackboneWeightsDataset(AbstractDataset[None, list[np.ndarray]]):
@@ -70,9 +99,8 @@ class BackboneWeightsDataset(AbstractDataset[None, list[np.ndarray]]):
         metadata: dict[str, Any] | None = None,
     ) -> None:
         self._source = str(source)
-        # --params may hand a digits-only hash over as a number: compare it as text.
         known = KNOWN_WEIGHTS_SHA256.get(PurePosixPath(self._source).name)
-        self._sha256 = str(sha256).lower() if sha256 not in (None, "") else known
+        self._sha256 = _as_sha256(sha256) if sha256 not in (None, "") else known
         self._fs_args = fs_args or {}
         self.metadata = metadata
 
@@ -155,6 +183,25 @@ class BackboneWeightsDataset(AbstractDataset[None, list[np.ndarray]]):
             raise WeightsFileError(
                 f"Weights file {self._source} does not match the expected sha256 "
                 f"{expected_sha256}: replace the file or fix weights_sha256."
+            )
+        self._check_layers(weights_file)
+
+    def _check_layers(self, weights_file: Path) -> None:
+        # Another network's .h5 (or another width of MobileNetV2) fails Keras's load only
+        # after the run has started writing: its layer layout tells at once, in milliseconds.
+        import h5py  # noqa: PLC0415 - Keras's own HDF5 reader, a dependency of it
+
+        try:
+            with h5py.File(weights_file, "r") as weights:
+                names = {_text(name) for name in weights.attrs.get("layer_names", [])}
+                last = weights[_LAST_CONV] if _LAST_CONV in weights else None
+                kernel = last[_text(last.attrs["weight_names"][0])].shape if last else None
+        except (OSError, KeyError, IndexError) as error:
+            kernel, names = None, {str(error)}
+        if not _MOBILENET_V2_LAYERS <= names or kernel != _LAST_CONV_KERNEL:
+            raise WeightsFileError(
+                f"Weights file {self._source} is not MobileNetV2 (alpha 1.0) no-top weights "
+                f"(its layers are not MobileNetV2's): point weights_source at such a file."
             )
 
     def _read_verified(self, weights_file: Path, expected_sha256: str | None) -> list[np.ndarray]:

@@ -8,6 +8,7 @@ from kedro.io import AbstractDataset, DatasetError
 from kedro_datasets.spark import SparkDatasetV2
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
 from fruits.datasets.filesystems import spark_uri
 from fruits.errors import FruitsInputError
@@ -51,24 +52,47 @@ class ImageFilesDataset(AbstractDataset[None, DataFrame]):
         return with_empty_files(self._files.load())
 
     def verify(self) -> None:
-        """Fail now, with one line, if the folder is missing or holds no image file.
+        """Fail now, with one line, if the folder is missing, holds no image file, or
+        holds image files outside class sub-folders.
 
         Only the source's file listing is made: no file is read.
         """
         try:
             count = listed_file_count(self._files.load())
         except Exception as error:
-            if not _is_missing_path(error):
-                raise
-            raise FruitsInputError(
-                f"Raw image folder {self._filepath} does not exist: pass "
-                "--params=raw_images_path=<folder with one sub-folder per class>."
-            ) from error
+            if _is_missing_path(error):
+                raise FruitsInputError(
+                    f"Raw image folder {self._filepath} does not exist: pass "
+                    "--params=raw_images_path=<folder with one sub-folder per class>."
+                ) from error
+            scheme = self._filepath.split("://", 1)[0] if "://" in self._filepath else ""
+            if f'No FileSystem for scheme "{scheme}"' in str(error) or (
+                "ClassNotFoundException" in str(error) and scheme
+            ):
+                raise FruitsInputError(
+                    f"This Spark cannot read {scheme}:// paths ({self._filepath}): its Hadoop "
+                    "connector is not on the classpath; run in the environment made for that "
+                    "storage (--env emr for s3a://), or add the connector's jars to spark.jars."
+                ) from error
+            raise
         if count == 0:
             raise FruitsInputError(
                 f"Raw image folder {self._filepath} holds no image files (.jpg, .jpeg, .png, "
                 "...): put the images there, one sub-folder per class, or point "
                 "raw_images_path elsewhere."
+            )
+        self._refuse_unlabelled_files()
+
+    def _refuse_unlabelled_files(self) -> None:
+        # A file directly in the root would be labelled with the root folder's own name.
+        # binaryFile reads no content when only `path` is selected: a listing job.
+        root = self._filepath if "://" in self._filepath else f"file:{self._filepath}"
+        parent = F.regexp_extract("path", r"^(.*)/[^/]*$", 1)
+        loose = self._files.load().select("path").where(parent == root).limit(1).collect()
+        if loose:
+            raise FruitsInputError(
+                f"{loose[0].path} is directly in the raw image folder {self._filepath}: images "
+                "must be in one sub-folder per class (named after the fruit); move it there."
             )
 
     def save(self, data: None) -> None:

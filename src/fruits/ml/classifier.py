@@ -57,6 +57,11 @@ def train_classifier(
         indexer = StringIndexer(
             inputCol="label", outputCol=LABEL_INDEX, stringOrderType="alphabetAsc"
         ).fit(training)
+        if len(indexer.labels) < 2:  # noqa: PLR2004 - a classifier needs two classes
+            raise FruitsInputError(
+                f"Only one class ({indexer.labels[0]!r}) in split {train_split!r}: a "
+                "classifier needs at least 2; add a folder of images of another class."
+            )
         regression = LogisticRegression(
             featuresCol=PCA_VECTOR,
             labelCol=LABEL_INDEX,

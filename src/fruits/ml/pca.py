@@ -168,6 +168,16 @@ def fit_pca(
     """
     n_images, _, covariance = feature_moments(image_features)
     n_features = covariance.shape[0]
+    if n_images < 2:  # noqa: PLR2004 - no variance in fewer
+        raise FruitsInputError(
+            f"The PCA needs at least 2 images; there is {n_images}: add images to the "
+            "raw image folder (raw_images_path)."
+        )
+    if not np.trace(covariance) > 0:
+        raise FruitsInputError(
+            f"The {n_images} images have identical features (copies of one photo?): the PCA "
+            "has no variance to keep; add different images."
+        )
     if k is not None and not 1 <= k <= min(n_images, n_features):
         raise FruitsInputError(
             f"reduction.k={k} is more than the {n_images} images and {n_features} "
