@@ -1,10 +1,10 @@
 """The prediction service's rows: accuracy, latency, throughput and memory over real HTTP.
 
 ``fruits-serve`` runs in its own process on 127.0.0.1, on the models of a whole
-``kedro run`` of the benchmark's images (no Spark running meanwhile); clients are
-threads of this process speaking HTTP/1.1 with keep-alive (``http.client``: the
-lightest client, so that the load generator takes as little as possible of the cores
-the service needs).
+``kedro run`` of the benchmark's images (no Spark running meanwhile); the clients run
+in another new process (``benchmarks.load_client``: HTTP/1.1 keep-alive connections
+with ``http.client``, the lightest client, so that the load generator takes as little
+as possible of the cores the service needs).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +34,6 @@ from fruits.vision.images import preprocess_image
 
 BIN = Path(sys.executable).parent
 LATENCY_REQUESTS = 300
-WARM_UP_REQUESTS = 50
 # Concurrent clients of the throughput row: enough to keep every interpreter busy.
 CLIENTS = 4
 
@@ -80,12 +78,6 @@ class Service:
         self.process.wait(timeout=30)
 
 
-def _ask(connection: http.client.HTTPConnection, body: bytes, path: str, kind: str) -> tuple:
-    connection.request("POST", path, body=body, headers={"Content-Type": kind})
-    response = connection.getresponse()
-    return response.status, response.read()
-
-
 def single_image_ms(backbone: PortableBackbone, photo: bytes, calls: int = 200) -> float:
     """Median time of one interpreter call on one image, one thread (as each of the service's)."""
     embed = load_embedder(backbone, threads=1)
@@ -100,17 +92,16 @@ def single_image_ms(backbone: PortableBackbone, photo: bytes, calls: int = 200) 
     return float(np.median(times) * 1000)
 
 
-def latency_ms(port: int, photo: bytes) -> dict[str, float]:
+def _client(port: int, mode: str, requests: int, photos: list[Path]) -> object:
+    command = [sys.executable, "-m", "benchmarks.load_client", "--port", str(port),
+               "--mode", mode, "--requests", str(requests), "--clients", str(CLIENTS),
+               *map(str, photos)]  # fmt: skip
+    return json.loads(subprocess.run(command, cwd=REPO, check=True, capture_output=True).stdout)
+
+
+def latency_ms(port: int, photo: Path) -> dict[str, float]:
     """p50 and p99 of one photo's request, one client, sequential."""
-    connection = http.client.HTTPConnection("127.0.0.1", port)
-    for _ in range(WARM_UP_REQUESTS):
-        _ask(connection, photo, "/v1/predict", "image/jpeg")
-    times = []
-    for _ in range(LATENCY_REQUESTS):
-        start = time.perf_counter()
-        status, _ = _ask(connection, photo, "/v1/predict", "image/jpeg")
-        times.append((time.perf_counter() - start) * 1000)
-        assert status == 200  # noqa: PLR2004, S101
+    times = _client(port, "latency", LATENCY_REQUESTS, [photo])
     return {"p50": float(np.percentile(times, 50)), "p99": float(np.percentile(times, 99))}
 
 
@@ -133,32 +124,20 @@ def accuracy(port: int, test_images: list[tuple[str, str]]) -> float:
     return correct / len(test_images)
 
 
-def throughput(service: Service, photos: list[bytes], requests: int) -> dict[str, Any]:
-    """``requests`` single-photo requests from ``CLIENTS`` clients; errors; server memory."""
-    errors, done = [0], [0]
-    lock = threading.Lock()
+def throughput(service: Service, photos: list[Path], requests: int) -> dict[str, Any]:
+    """``requests`` single-photo requests from ``CLIENTS`` clients; errors; server memory.
+
+    Sent in two rounds (10%, then the rest) to read the server's memory in between.
+    """
     memory = {"before_mb": service.rss_mb()}
-
-    def client(index: int) -> None:
-        connection = http.client.HTTPConnection("127.0.0.1", service.port)
-        for i in range(index, requests, CLIENTS):
-            status, _ = _ask(connection, photos[i % len(photos)], "/v1/predict", "image/jpeg")
-            with lock:
-                errors[0] += status != 200  # noqa: PLR2004
-                done[0] += 1
-                if done[0] == requests // 10:
-                    memory["after_10pct_mb"] = service.rss_mb()
-
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)]
-    start = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    seconds = time.perf_counter() - start
+    first = _client(service.port, "load", requests // 10, photos)
+    memory["after_10pct_mb"] = service.rss_mb()
+    rest = _client(service.port, "load", requests - requests // 10, photos)
     memory["after_mb"] = service.rss_mb()
+    seconds = first["seconds"] + rest["seconds"]
     return {"requests": requests, "seconds": seconds, "images_per_s": requests / seconds,
-            "errors": errors[0], "clients": CLIENTS, "memory": memory}  # fmt: skip
+            "errors": first["errors"] + rest["errors"], "clients": CLIENTS,
+            "memory": memory}  # fmt: skip
 
 
 def _free_port() -> int:
@@ -199,13 +178,13 @@ def serving_rows(
     test_images = [
         (row["path"].removeprefix("file:"), row["label"]) for row in table if row["split"] == "Test"
     ]
-    photos = [Path(path).read_bytes() for path, _ in test_images[:200]]
+    photos = [Path(path) for path, _ in test_images[:200]]
     service = Service(data_root, _free_port())
     try:
         result = {
             "kedro_run_s": run["seconds"],
             "service_start_s": service.start_seconds,
-            "interpreter_single_image_ms": single_image_ms(backbone, photos[0]),
+            "interpreter_single_image_ms": single_image_ms(backbone, photos[0].read_bytes()),
             "latency_ms": latency_ms(service.port, photos[0]),
             "accuracy": accuracy(service.port, test_images),
             "pipeline_accuracy": metrics["accuracy"],

@@ -56,10 +56,23 @@ class LocalStage:
     spark_class: str
     params: dict[str, Any]
     data: dict[str, Any] = field(default_factory=dict)
+    _arrays: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
     def kind(self) -> str:
         return self.spark_class.rsplit(".", 1)[-1]
+
+    def array(self, name: str) -> np.ndarray:
+        """The fitted vector or matrix ``name`` as a NumPy array, decoded once.
+
+        Decoding is per element (Spark saves Python lists): 4 ms for a 1280 x 196 PCA,
+        more than the arithmetic, so it is kept for every later call.
+        """
+        if name not in self._arrays:
+            encoded = self.data[name]
+            decode = _matrix if "numRows" in encoded else _vector
+            self._arrays[name] = decode(encoded)
+        return self._arrays[name]
 
 
 class LocalPipelineModel:
@@ -120,20 +133,20 @@ class LocalPipelineModel:
     def _apply_StandardScalerModel(stage: LocalStage, output: dict[str, Any]) -> None:  # noqa: N802
         x = output["vector"]
         if stage.params.get("withMean", False):
-            x = x - _vector(stage.data["mean"])
+            x = x - stage.array("mean")
         if stage.params.get("withStd", True):
-            std = _vector(stage.data["std"])
+            std = stage.array("std")
             x = x * np.divide(1.0, std, out=np.zeros_like(std), where=std != 0)
         output["vector"] = x
 
     @staticmethod
     def _apply_PCAModel(stage: LocalStage, output: dict[str, Any]) -> None:  # noqa: N802
-        output["vector"] = output["vector"] @ _matrix(stage.data["pc"])
+        output["vector"] = output["vector"] @ stage.array("pc")
 
     @staticmethod
     def _apply_LogisticRegressionModel(stage: LocalStage, output: dict[str, Any]) -> None:  # noqa: N802
-        coefficients = _matrix(stage.data["coefficientMatrix"])
-        margins = output["vector"] @ coefficients.T + _vector(stage.data["interceptVector"])
+        coefficients = stage.array("coefficientMatrix")
+        margins = output["vector"] @ coefficients.T + stage.array("interceptVector")
         if stage.data["isMultinomial"]:
             shifted = np.exp(margins - margins.max(axis=1, keepdims=True))
             probability = shifted / shifted.sum(axis=1, keepdims=True)
