@@ -126,7 +126,7 @@ def cold_rows(bench: Bench, weights: Path) -> None:
 def stage_rows(bench: Bench, keras_first: float) -> None:
     """(c) after a warm-up, alternated with (a)'s second run: a, c, a, c."""
     raw, project = bench.images.main, bench.project
-    warm_up(project, raw.first_folder(bench.settings.image_filter))
+    warm_up(project, raw.first_folder(project.workdir / "warm_up_images"))
     runs = [project.run_stage(Stage(raw))]
     keras_rates = [keras_first, plain_keras(raw.files, bench.weights, bench.input_size)]
     runs.append(project.run_stage(Stage(raw)))

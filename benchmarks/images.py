@@ -141,6 +141,9 @@ class RawImages:
         """Both sets as one ``raw_images_path`` (a glob of their roots)."""
         return RawImages(self.roots + other.roots, tuple(sorted(self.files + other.files)))
 
-    def first_folder(self, image_filter: ImageFilter) -> RawImages:
-        """The folder of the first file, on its own (the warm-up's input)."""
-        return RawImages.listed([self.files[0].parent], image_filter)
+    def first_folder(self, target: Path) -> RawImages:
+        """The files of the first file's class folder, copied to ``target`` with their
+        Split/Class/ layout (the warm-up's input: a class folder on its own would be
+        refused, its images would have no class folder)."""
+        folder = self.files[0].parent
+        return self.copy([path for path in self.files if path.parent == folder], target)

@@ -205,3 +205,21 @@ def test_a_storage_spark_cannot_read_is_one_line(spark):
     dataset = ImageFilesDataset(filepath="s3a://fruits-eu-data/raw", load_args=IMAGE_LOAD_ARGS)
     with pytest.raises(FruitsInputError, match=r"This Spark cannot read s3a:// paths"):
         dataset.verify()
+
+
+def test_unreadable_files_stop_the_run_before_spark_reads_them(spark, odd_image_tree, monkeypatch):
+    """Wiring of the local check (which tests/test_local_files.py runs as another user)."""
+    from fruits.datasets import image_files  # noqa: PLC0415
+
+    blocked = odd_image_tree / "Test" / "Kiwi" / "c.jpeg"
+    monkeypatch.setattr(image_files, "unusable_files", lambda root, glob: ([blocked], []))
+    dataset = ImageFilesDataset(filepath=str(odd_image_tree), load_args=IMAGE_LOAD_ARGS)
+    with pytest.raises(FruitsInputError, match=r"1 image file\(s\) under .* cannot be read"):
+        dataset.verify()
+
+
+def test_a_dangling_link_is_named_in_the_log(spark, odd_image_tree, caplog):
+    (odd_image_tree / "Test" / "Kiwi" / "gone.jpg").symlink_to(odd_image_tree / "nowhere.jpg")
+    dataset = ImageFilesDataset(filepath=str(odd_image_tree), load_args=IMAGE_LOAD_ARGS)
+    dataset.verify()
+    assert "1 symbolic link(s)" in caplog.text and "gone.jpg" in caplog.text

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
 from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
@@ -11,8 +13,11 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from fruits.datasets.filesystems import spark_uri
+from fruits.datasets.local_files import unusable_files
 from fruits.errors import FruitsInputError
 from fruits.spark.listing import listed_file_count, with_empty_files
+
+logger = logging.getLogger(__name__)
 
 
 class ImageFilesDataset(AbstractDataset[None, DataFrame]):
@@ -82,6 +87,25 @@ class ImageFilesDataset(AbstractDataset[None, DataFrame]):
                 "raw_images_path elsewhere."
             )
         self._refuse_unlabelled_files()
+        if "://" not in self._filepath:
+            self._check_local_files()
+
+    def _check_local_files(self) -> None:
+        unreadable, dangling = unusable_files(
+            Path(self._filepath), self._load_args.get("pathGlobFilter")
+        )
+        if unreadable:
+            raise FruitsInputError(
+                f"{len(unreadable)} image file(s) under {self._filepath} cannot be read by this "
+                f"user (e.g. {unreadable[0]}): fix their permissions (chmod a+r) or move them out."
+            )
+        if dangling:
+            logger.warning(
+                "%d symbolic link(s) under %s point to nothing and are not inputs (e.g. %s).",
+                len(dangling),
+                self._filepath,
+                dangling[0],
+            )
 
     def _refuse_unlabelled_files(self) -> None:
         # A file directly in the root would be labelled with the root folder's own name.
