@@ -41,6 +41,19 @@ def user_errors(error: BaseException) -> list[str]:
     return []
 
 
+def run_command(command: click.Command, prog_name: str, argv: list[str] | None) -> int:
+    """Run one of the project's click commands: a usage error is its one line and exit 2,
+    Ctrl-C one line and 130; otherwise the command's own exit code."""
+    try:
+        return command.main(args=argv, prog_name=prog_name, standalone_mode=False)
+    except click.ClickException as error:
+        error.show()
+        return INPUT_ERROR_EXIT_CODE
+    except click.exceptions.Abort:  # Ctrl-C
+        click.echo(f"{prog_name}: interrupted", err=True)
+        return INTERRUPTED_EXIT_CODE
+
+
 def _run(**options: Any) -> Any:
     options["runner"] = options.get("runner") or DEFAULT_RUNNER
     try:

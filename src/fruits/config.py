@@ -28,9 +28,11 @@ class ProjectConfigLoader(OmegaConfigLoader):
 
     def __init__(self, *args: Any, runtime_params: dict[str, Any] | None = None, **kwargs: Any):
         super().__init__(*args, runtime_params=runtime_params, **kwargs)
-        unknown = sorted(set(runtime_params or {}) - self.runtime_parameter_names())
+        if not runtime_params:
+            return
+        known = sorted(self.runtime_parameter_names())
+        unknown = sorted(set(runtime_params) - set(known))
         if unknown:
-            known = sorted(self.runtime_parameter_names())
             raise FruitsInputError(
                 "; ".join(
                     f"unknown parameter `{name}`"

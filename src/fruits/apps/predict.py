@@ -18,7 +18,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +27,8 @@ import numpy as np
 from kedro.io import DatasetError
 
 from fruits.apps.models import load_catalog, load_context, load_predictor
-from fruits.errors import INPUT_ERROR_EXIT_CODE, INTERRUPTED_EXIT_CODE
-from fruits.ml.fruit_predictor import FruitPredictor, PhotoAnswer
-from fruits.vision.images import UnreadableImageError
+from fruits.errors import INPUT_ERROR_EXIT_CODE
+from fruits.ml.fruit_predictor import PhotoAnswer
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
 # Importing Kedro's CLI configures logging from conf/logging.yml and says so: stdout
@@ -37,7 +36,7 @@ os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
 with contextlib.redirect_stdout(sys.stderr):
     from kedro.framework.cli.project import run as kedro_run
 
-    from fruits.cli import user_errors
+    from fruits.cli import run_command, user_errors
 
 # `kedro run`'s own --params option: the same syntax and value types.
 _PARAMS_OPTION = next(option for option in kedro_run.params if option.name == "params")
@@ -95,28 +94,9 @@ def predict(photos: list[Path], catalog: Any, top: int, with_spark: bool) -> lis
         return [PhotoAnswer(error=problem) for problem in problems]
     predictor = load_predictor(catalog, threads=os.cpu_count() or 1)
     readable = [content for content in contents if content is not None]
-    if with_spark:
-        answers = _predict_with_spark(predictor, catalog, readable, top)
-    else:
-        answers = iter(predictor.predict(readable, top))
+    classify = partial(classify_with_spark, catalog) if with_spark else None
+    answers = iter(predictor.predict(readable, top, classify))
     return [PhotoAnswer(error=problem) if problem else next(answers) for problem in problems]
-
-
-def _predict_with_spark(
-    predictor: FruitPredictor, catalog: Any, contents: list[bytes], top: int
-) -> Iterator[PhotoAnswer]:
-    inputs, answers = [], []
-    for content in contents:
-        try:
-            inputs.append(predictor.preprocess(content))
-            answers.append(None)
-        except UnreadableImageError as error:
-            answers.append(PhotoAnswer(error=str(error)))
-    if inputs:
-        probabilities, labels = classify_with_spark(catalog, predictor.embed(np.stack(inputs)))
-        guesses = iter(predictor.top_guesses(probabilities, labels, top))
-        answers = [answer or PhotoAnswer(guesses=next(guesses)) for answer in answers]
-    return iter(answers)
 
 
 def render_text(photos: list[Path], answers: list[PhotoAnswer]) -> str:
@@ -207,14 +187,7 @@ def main_with(  # noqa: PLR0913 - one argument per command-line option
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command on ``argv`` (default: the process's arguments); returns the exit code."""
-    try:
-        return command.main(args=argv, prog_name="fruits-predict", standalone_mode=False)
-    except click.ClickException as error:
-        error.show()
-        return INPUT_ERROR_EXIT_CODE
-    except click.exceptions.Abort:  # Ctrl-C
-        print("fruits-predict: interrupted", file=sys.stderr)
-        return INTERRUPTED_EXIT_CODE
+    return run_command(command, "fruits-predict", argv)
 
 
 def run() -> None:

@@ -19,13 +19,13 @@ from typing import Any
 
 import click
 
-from fruits.errors import INPUT_ERROR_EXIT_CODE, INTERRUPTED_EXIT_CODE
+from fruits.errors import INPUT_ERROR_EXIT_CODE
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
 with contextlib.redirect_stdout(sys.stderr):
     from kedro.framework.cli.project import run as kedro_run
 
-    from fruits.cli import user_errors
+    from fruits.cli import run_command, user_errors
 
 _PARAMS_OPTION = next(option for option in kedro_run.params if option.name == "params")
 
@@ -138,14 +138,7 @@ def _log_to_stderr() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command on ``argv`` (default: the process's arguments); returns the exit code."""
-    try:
-        return command.main(args=argv, prog_name="fruits-serve", standalone_mode=False)
-    except click.ClickException as error:
-        error.show()
-        return INPUT_ERROR_EXIT_CODE
-    except click.exceptions.Abort:  # Ctrl-C while loading
-        click.echo("fruits-serve: interrupted", err=True)
-        return INTERRUPTED_EXIT_CODE
+    return run_command(command, "fruits-serve", argv)
 
 
 def run() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +24,8 @@ from fruits.vision.images import MAX_IMAGE_PIXELS, UnreadableImageError, preproc
 
 # Photos per backbone call in ``predict``.
 BATCH = 32
+# Features (n, 1280) to class probabilities (n, classes) and the class names.
+Classify = Callable[[np.ndarray], tuple[np.ndarray, list[str]]]
 
 
 @dataclass(frozen=True)
@@ -129,17 +131,24 @@ class FruitPredictor:
         output = self._classifier.transform(reduced)
         return output["probability"], output["labels"]
 
-    def predict(self, contents: Sequence[bytes], top: int = 3) -> list[PhotoAnswer]:
+    def predict(
+        self, contents: Sequence[bytes], top: int = 3, classify: Classify | None = None
+    ) -> list[PhotoAnswer]:
         """The ``top`` guesses for each encoded photo; a bad photo gets its reason only.
 
         Photos go through the backbone ``BATCH`` at a time (memory stays bounded).
+        ``classify`` replaces the NumPy PCA and classifier (``fruits-predict --spark``
+        applies the same models with Spark ML).
         """
         answers: list[PhotoAnswer] = []
         for start in range(0, len(contents), BATCH):
-            answers += self._predict_batch(contents[start : start + BATCH], top)
+            batch = contents[start : start + BATCH]
+            answers += self._predict_batch(batch, top, classify or self.classify)
         return answers
 
-    def _predict_batch(self, contents: Sequence[bytes], top: int) -> list[PhotoAnswer]:
+    def _predict_batch(
+        self, contents: Sequence[bytes], top: int, classify: Classify
+    ) -> list[PhotoAnswer]:
         answers: list[PhotoAnswer | None] = []
         inputs = []
         for content in contents:
@@ -149,7 +158,7 @@ class FruitPredictor:
             except UnreadableImageError as error:
                 answers.append(PhotoAnswer(error=str(error)))
         if inputs:
-            probabilities, labels = self.classify(self.embed(np.stack(inputs)))
+            probabilities, labels = classify(self.embed(np.stack(inputs)))
             guesses = iter(self.top_guesses(probabilities, labels, top))
             answers = [answer or PhotoAnswer(guesses=next(guesses)) for answer in answers]
         return answers
