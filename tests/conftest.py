@@ -30,6 +30,11 @@ FRUITS_360 = SHARED / "data" / "fruits-360"
 # The weights dataset checks a file of this name against its known sha256.
 WEIGHTS_FILE = SHARED / "models" / "mobilenet_v2_1.0_224_no_top.reconstructed.h5"
 WEIGHTS_PARAMS = {"weights_source": str(WEIGHTS_FILE)}
+# Spark's S3A connector, fetched by `make setup` (versions in the Makefile).
+S3A_JARS = [
+    REPO / ".jars" / "hadoop-aws-3.3.4.jar",
+    REPO / ".jars" / "aws-java-sdk-bundle-1.12.262.jar",
+]
 
 # 22 classes (names with spaces among them) x (8 Training + 2 Test) = 220 real images.
 PIPELINE_CLASSES = [
@@ -230,6 +235,19 @@ def s3_server(monkeypatch_module) -> Iterator[S3Server]:
     finally:
         server.stop()
         s3fs.S3FileSystem.clear_instance_cache()
+
+
+@pytest.fixture()
+def silent_endpoint() -> Iterator[str]:
+    """An HTTP endpoint on 127.0.0.1 that accepts connections and never answers: what a
+    client sees of an object store behind a dead network or a wrong proxy."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)  # the kernel completes the handshakes; nobody ever reads
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        listener.close()
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from kedro.validation import ParameterValidationError
 
 from fruits.cli import user_errors
 from fruits.errors import FruitsInputError
-from tests.conftest import REPO, WEIGHTS_PARAMS, copy_real_images, run_project
+from tests.conftest import REPO, S3A_JARS, WEIGHTS_PARAMS, copy_real_images, run_project
 
 pytestmark = pytest.mark.pipeline
 
@@ -184,3 +185,54 @@ def test_ctrl_c_stops_the_run_with_one_line_and_130(tmp_path):
     assert process.returncode == 130, "".join(after)[-3000:]
     assert after[-1].startswith("fruits: interrupted: outputs already written are complete")
     assert len(after) <= 5, "".join(after)[-3000:]  # no trace of the cancelled Spark jobs
+
+
+def test_an_object_store_that_never_answers_is_one_line_in_seconds(raw, tmp_path, silent_endpoint):
+    """S3A jars on a laptop, no network: S3A alone retries silently for ~280 s here."""
+    conf = tmp_path / "conf"
+    shutil.copytree(REPO / "conf", conf)
+    with (conf / "local" / "spark.yml").open("a") as spark_yml:
+        spark_yml.write(
+            f"spark.jars: {','.join(str(jar) for jar in S3A_JARS)}\n"
+            f"spark.hadoop.fs.s3a.endpoint: {silent_endpoint}\n"
+            "spark.hadoop.fs.s3a.path.style.access: true\n"
+        )
+    params = {
+        "raw_images_path": "s3a://fruits-eu-data/raw",
+        "data_root": tmp_path / "data",
+        **WEIGHTS_PARAMS,
+    }
+    result = subprocess.run(
+        [KEDRO, "run", "--env", "local", "--conf-source", str(conf),
+         "--params", ",".join(f"{key}={value}" for key, value in params.items())],
+        cwd=REPO, capture_output=True, text=True, check=False, timeout=150,
+        env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "AWS_ACCESS_KEY_ID": "offline",
+             "AWS_SECRET_ACCESS_KEY": "offline"},
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("fruits: error:")]
+    assert errors == [
+        "fruits: error: s3a://fruits-eu-data/raw did not answer within 30 s: check the network, "
+        "the storage endpoint and the credentials, then run again."
+    ]
+    assert "Traceback" not in result.stderr and not (tmp_path / "data").exists()
+
+
+def test_weights_on_an_object_store_that_never_answers_is_one_line(silent_endpoint, monkeypatch):
+    """s3fs alone retried for ~160 s here (botocore's and its own retries)."""
+    from fruits.datasets import BackboneWeightsDataset, filesystems  # noqa: PLC0415
+
+    monkeypatch.setattr(filesystems, "STORAGE_ANSWER_SECONDS", 3)
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "offline",
+        "AWS_SECRET_ACCESS_KEY": "offline",
+        "AWS_ENDPOINT_URL": silent_endpoint,
+    }.items():
+        monkeypatch.setenv(key, value)
+    weights = BackboneWeightsDataset(source="s3a://fruits-eu-data/models/w.h5")
+    with pytest.raises(FruitsInputError, match=r"^s3a://fruits-eu-data/models/w.h5 did not answer"):
+        weights.verify()
+    s3_filesystem, _ = filesystems.filesystem("s3a://fruits-eu-data/models/w.h5")
+    assert (
+        s3_filesystem.config_kwargs["read_timeout"] == filesystems.S3_CLIENT_CONFIG["read_timeout"]
+    )

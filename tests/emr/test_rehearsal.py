@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import s3fs
 
-from tests.conftest import REPO, WEIGHTS_FILE, copy_project, copy_real_images, run_project
+from tests.conftest import REPO, S3A_JARS, WEIGHTS_FILE, copy_project, copy_real_images, run_project
 
 pytestmark = pytest.mark.emr
 
@@ -25,10 +25,6 @@ BUCKET = "fruits-rehearsal"
 PREFIX = "eu/fruits"
 BIN = Path(sys.executable).parent
 CLASSES = ["Apple Braeburn", "Banana", "Kiwi", "Lemon", "Pear", "Strawberry"]
-JARS = [
-    REPO / ".jars" / "hadoop-aws-3.3.4.jar",
-    REPO / ".jars" / "aws-java-sdk-bundle-1.12.262.jar",
-]
 
 
 def relative_image_key(uri: str, root: str) -> str:
@@ -54,7 +50,7 @@ def local_images(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def emr_run(s3_server, packaged_project, local_images, tmp_path_factory):
     """Upload images and weights, then run the packaged job with spark-submit --env emr."""
-    for jar in JARS:
+    for jar in S3A_JARS:
         assert jar.is_file(), f"{jar} missing: run `make setup`, which fetches it with Maven."
     s3 = s3_server.client()
     s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-3"})
@@ -75,7 +71,7 @@ def emr_run(s3_server, packaged_project, local_images, tmp_path_factory):
     command = [
         str(BIN / "spark-submit"),
         "--master", "local[2]",
-        "--jars", ",".join(str(jar) for jar in JARS),
+        "--jars", ",".join(str(jar) for jar in S3A_JARS),
         "--py-files", str(wheel),
         "--conf", f"spark.hadoop.fs.s3a.endpoint={s3_server.endpoint}",
         "--conf", "spark.hadoop.fs.s3a.path.style.access=true",

@@ -59,6 +59,9 @@ def test_bad_files_are_quarantined_and_the_rest_featurized(tmp_path):
     odd_folder = raw / "Training" / "Kiwi"
     accepted = [make(odd_folder) for make in bad_images.ACCEPTED]
     rejected = {make(odd_folder): reason for make, reason in bad_images.REJECTED.items()}
+    # A link whose target moved: an input the user meant, counted and rejected.
+    (dangling := odd_folder / "moved.jpg").symlink_to(raw / "moved-away.jpg")
+    rejected[dangling] = "a link to nothing"
     (odd_folder / "notes.txt").write_text("not an image file: not an input")
 
     report = run(raw, data)

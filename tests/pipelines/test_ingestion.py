@@ -218,8 +218,13 @@ def test_unreadable_files_stop_the_run_before_spark_reads_them(spark, odd_image_
         dataset.verify()
 
 
-def test_a_dangling_link_is_named_in_the_log(spark, odd_image_tree, caplog):
-    (odd_image_tree / "Test" / "Kiwi" / "gone.jpg").symlink_to(odd_image_tree / "nowhere.jpg")
+def test_a_dangling_link_is_named_in_the_log_and_counted_as_an_input(spark, odd_image_tree, caplog):
+    """Spark's listing drops it; the user meant it as an image: a row without bytes."""
     dataset = ImageFilesDataset(filepath=str(odd_image_tree), load_args=IMAGE_LOAD_ARGS)
+    before = {local_path(row.path) for row in dataset.load().select("path").collect()}
+    link = odd_image_tree / "Test" / "Kiwi" / "gone.jpg"
+    link.symlink_to(odd_image_tree / "nowhere.jpg")
     dataset.verify()
     assert "1 symbolic link(s)" in caplog.text and "gone.jpg" in caplog.text
+    rows = {local_path(row.path): row.content for row in dataset.load().collect()}
+    assert set(rows) == before | {link} and rows[link] == bytearray()

@@ -26,7 +26,7 @@ import s3fs
 
 from fruits.apps import emr
 from fruits.vision.embedder import EMBEDDER_BUILT
-from tests.conftest import REPO, WEIGHTS_FILE, S3Server, copy_project, copy_real_images
+from tests.conftest import S3A_JARS, WEIGHTS_FILE, S3Server, copy_project, copy_real_images
 from tools.yarn.minicluster import YarnCluster, mini_yarn, processes
 
 BUCKET = "fruits-yarn"
@@ -36,10 +36,6 @@ BIN = Path(sys.executable).parent
 CLASSES = ["Apple Braeburn", "Banana", "Cocos", "Kiwi", "Lemon", "Pear", "Raspberry", "Strawberry"]
 PER_SPLIT = {"Training": 20, "Test": 5}
 IMAGES = len(CLASSES) * sum(PER_SPLIT.values())
-S3A_JARS = [
-    REPO / ".jars" / "hadoop-aws-3.3.4.jar",
-    REPO / ".jars" / "aws-java-sdk-bundle-1.12.262.jar",
-]
 # Small featurization tasks: several per executor, so that reuse and retries show.
 IMAGES_PER_PARTITION = 20
 # The local copy of the images (for the `--env local` run compared with the cluster's).

@@ -12,7 +12,7 @@ import numpy as np
 from fsspec.implementations.local import LocalFileSystem
 from kedro.io import AbstractDataset, DatasetError
 
-from fruits.datasets.filesystems import filesystem
+from fruits.datasets.filesystems import answered_within, filesystem
 from fruits.errors import FruitsInputError
 from fruits.vision.backbone import read_weights_file
 
@@ -131,7 +131,7 @@ class BackboneWeightsDataset(AbstractDataset[None, list[np.ndarray]]):
         weights_filesystem, path = filesystem(self._source, self._fs_args)
         if isinstance(weights_filesystem, LocalFileSystem):
             self._check_file(Path(path), self._sha256)
-        elif not weights_filesystem.exists(path):
+        elif not answered_within(lambda: weights_filesystem.exists(path), self._source):
             raise self._missing()
 
     def _missing(self) -> WeightsFileError:

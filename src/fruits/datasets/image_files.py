@@ -9,10 +9,10 @@ from typing import Any
 from kedro.io import AbstractDataset, DatasetError
 from kedro_datasets.spark import SparkDatasetV2
 from pyspark.errors import AnalysisException
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from fruits.datasets.filesystems import spark_uri
+from fruits.datasets.filesystems import answered_within, spark_uri
 from fruits.datasets.local_files import unusable_files
 from fruits.errors import FruitsInputError
 from fruits.spark.listing import listed_file_count, with_empty_files
@@ -53,23 +53,39 @@ class ImageFilesDataset(AbstractDataset[None, DataFrame]):
         self.metadata = metadata
 
     def load(self) -> DataFrame:
-        """``path`` (a Hadoop path, nothing percent-encoded) and ``content`` of every file."""
-        return with_empty_files(self._files.load())
+        """``path`` (a Hadoop path, nothing percent-encoded) and ``content`` of every file.
+
+        In a local folder, a symbolic link to nothing is a row too, without bytes: Spark's
+        listing drops it, but it is an input the user meant (rejected and counted later).
+        """
+        files = with_empty_files(self._files.load())
+        if "://" in self._filepath:
+            return files
+        _, dangling = unusable_files(Path(self._filepath), self._load_args.get("pathGlobFilter"))
+        if not dangling:
+            return files
+        links = files.sparkSession.createDataFrame(
+            [(f"file:{link}", bytearray()) for link in dangling], files.schema
+        )
+        return files.unionByName(links)
 
     def verify(self) -> None:
         """Fail now, with one line, if the folder is missing, holds no image file, or
         holds image files outside class sub-folders.
 
-        Only the source's file listing is made: no file is read.
+        Only the source's file listing is made: no file is read. Remote storage must
+        answer a first request within seconds (``answered_within``), not after minutes
+        of silent retries.
         """
         try:
+            if "://" in self._filepath and not answered_within(self._exists, self._filepath):
+                raise self._missing()
             count = listed_file_count(self._files.load())
+        except FruitsInputError:
+            raise
         except Exception as error:
             if _is_missing_path(error):
-                raise FruitsInputError(
-                    f"Raw image folder {self._filepath} does not exist: pass "
-                    "--params=raw_images_path=<folder with one sub-folder per class>."
-                ) from error
+                raise self._missing() from error
             scheme = self._filepath.split("://", 1)[0] if "://" in self._filepath else ""
             if f'No FileSystem for scheme "{scheme}"' in str(error) or (
                 "ClassNotFoundException" in str(error) and scheme
@@ -90,6 +106,18 @@ class ImageFilesDataset(AbstractDataset[None, DataFrame]):
         if "://" not in self._filepath:
             self._check_local_files()
 
+    def _exists(self) -> bool:
+        # One request through the same Hadoop connector (and settings) as the listing.
+        spark = SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
+        root = spark._jvm.org.apache.hadoop.fs.Path(self._filepath)
+        return bool(root.getFileSystem(spark._jsc.hadoopConfiguration()).exists(root))
+
+    def _missing(self) -> FruitsInputError:
+        return FruitsInputError(
+            f"Raw image folder {self._filepath} does not exist: pass "
+            "--params=raw_images_path=<folder with one sub-folder per class>."
+        )
+
     def _check_local_files(self) -> None:
         unreadable, dangling = unusable_files(
             Path(self._filepath), self._load_args.get("pathGlobFilter")
@@ -101,7 +129,7 @@ class ImageFilesDataset(AbstractDataset[None, DataFrame]):
             )
         if dangling:
             logger.warning(
-                "%d symbolic link(s) under %s point to nothing and are not inputs (e.g. %s).",
+                "%d symbolic link(s) under %s point to nothing: rejected as empty (e.g. %s).",
                 len(dangling),
                 self._filepath,
                 dangling[0],

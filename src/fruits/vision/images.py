@@ -10,6 +10,9 @@ import io
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+# Zero bytes: a failed upload, or a symbolic link to nothing (read as no bytes).
+EMPTY_FILE = "empty file (no bytes, or a link to nothing)"
+
 
 class UnreadableImageError(ValueError):
     """Bytes that do not decode to an image; the message is the reason kept for the user."""
@@ -40,7 +43,7 @@ def decode_image(
         UnreadableImageError: Empty, truncated, corrupt, oversized or not an image.
     """
     if not content:
-        raise UnreadableImageError("empty file")
+        raise UnreadableImageError(EMPTY_FILE)
     Image.MAX_IMAGE_PIXELS = max_pixels
     try:
         with Image.open(io.BytesIO(content), formats=FORMATS) as image:
