@@ -20,7 +20,11 @@ PARAMS ?=
 # pyspark's Hadoop (3.3.4 in pyspark 3.5.5) and the AWS SDK bundle that Hadoop release was built with.
 HADOOP_AWS_VERSION := 3.3.4
 AWS_SDK_BUNDLE_VERSION := 1.12.262
-JARS := .jars/hadoop-aws-$(HADOOP_AWS_VERSION).jar .jars/aws-java-sdk-bundle-$(AWS_SDK_BUNDLE_VERSION).jar
+# Spark's cloud integration (the S3A committers' bindings) for Spark outside EMR writing to S3
+# (conf/ec2): the release of pyspark.
+SPARK_HADOOP_CLOUD := spark-hadoop-cloud_2.12-3.5.5
+JARS := .jars/hadoop-aws-$(HADOOP_AWS_VERSION).jar .jars/aws-java-sdk-bundle-$(AWS_SDK_BUNDLE_VERSION).jar \
+	.jars/$(SPARK_HADOOP_CLOUD).jar
 
 # Debian's Chromium, for the tests that open kedro-viz and the service's page in a real browser
 # (driven by Playwright).
@@ -45,6 +49,8 @@ $(YARN_JARS): tools/yarn/pom.xml
 	mvn -q -B dependency:copy -Dartifact=org.apache.hadoop:hadoop-aws:$* -DoutputDirectory=.jars
 .jars/aws-java-sdk-bundle-%.jar:
 	mvn -q -B dependency:copy -Dartifact=com.amazonaws:aws-java-sdk-bundle:$* -DoutputDirectory=.jars
+.jars/spark-hadoop-cloud_2.12-%.jar:
+	mvn -q -B dependency:copy -Dartifact=org.apache.spark:spark-hadoop-cloud_2.12:$* -DoutputDirectory=.jars
 
 $(VENV)/.installed: requirements-dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 import subprocess
 
-from kedro.config import OmegaConfigLoader
+import pytest
 
+from fruits.config import ProjectConfigLoader
+from fruits.settings import CONFIG_LOADER_ARGS
 from tests.conftest import REPO
 
 # AWS access key ids (long-term AKIA, temporary ASIA), a secret key assigned in config or
@@ -56,11 +58,9 @@ def test_no_credentials_in_the_configuration():
     assert "conf/**/credentials*" in (REPO / ".gitignore").read_text()
 
 
-def test_emr_writes_to_s3_are_encrypted_server_side():
-    config = OmegaConfigLoader(
-        str(REPO / "conf"), base_env="base", default_run_env="emr",
-        config_patterns={"spark": ["spark*", "spark*/**"]},
-    )  # fmt: skip
+@pytest.mark.parametrize("env", ["emr", "ec2"])
+def test_aws_writes_to_s3_are_encrypted_server_side(env):
+    config = ProjectConfigLoader(str(REPO / "conf"), env=env, **CONFIG_LOADER_ARGS)
     spark, encryption = config["spark"], config["globals"]["s3_encryption"]
     assert encryption["algorithm"] in ("AES256", "SSE-KMS")  # S3A names: AES256 = SSE-S3
     assert spark["spark.hadoop.fs.s3a.encryption.algorithm"] == encryption["algorithm"]
@@ -78,7 +78,7 @@ def test_emr_writes_to_s3_are_encrypted_server_side():
         extra = catalog[name]["fs_args"]["s3_additional_kwargs"]
         assert extra["ServerSideEncryption"] == encryption["s3_header"], name
     # Locally nothing is sent to S3: the same entries carry no encryption arguments.
-    local = OmegaConfigLoader(str(REPO / "conf"), base_env="base", default_run_env="local")
+    local = ProjectConfigLoader(str(REPO / "conf"), env="local", **CONFIG_LOADER_ARGS)
     assert local["catalog"]["explained_variance"]["fs_args"] == {}
 
 

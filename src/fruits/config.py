@@ -1,4 +1,9 @@
-"""The project's configuration loader: Kedro's, refusing run-time parameters no file uses.
+"""The project's configuration loader: Kedro's, with shared layers between environments,
+refusing run-time parameters no file uses.
+
+Layers: an environment may read a shared folder between ``base`` and itself (settings'
+``CONFIG_LOADER_ARGS["layers"]``): ``emr`` and ``ec2`` both read ``conf/aws`` (the S3 layout,
+region and encryption), so what they share is written once and each keeps only what differs.
 
 ``kedro run --params=raw_image_path=/data`` (a typo of ``raw_images_path``) would
 otherwise run on the default images and exit 0. A run-time parameter must be a
@@ -10,6 +15,7 @@ the run before it starts, naming the closest known one. ``fruits-predict`` and
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 
@@ -24,9 +30,22 @@ _RUNTIME_NAME = re.compile(r"\$\{runtime_params:\s*([A-Za-z_][\w-]*)")
 
 
 class ProjectConfigLoader(OmegaConfigLoader):
-    """``OmegaConfigLoader`` that checks the run-time parameters' names when created."""
+    """``OmegaConfigLoader`` with shared layers, checking run-time parameter names when created.
 
-    def __init__(self, *args: Any, runtime_params: dict[str, Any] | None = None, **kwargs: Any):
+    Args:
+        layers: For an environment, the shared folders (under the configuration source)
+            read after ``base`` and before the environment itself, in order. Files of the
+            environment override those of its layers, key by key.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        runtime_params: dict[str, Any] | None = None,
+        layers: dict[str, list[str]] | None = None,
+        **kwargs: Any,
+    ):
+        self._layers = dict(layers or {})
         super().__init__(*args, runtime_params=runtime_params, **kwargs)
         if not runtime_params:
             return
@@ -40,6 +59,25 @@ class ProjectConfigLoader(OmegaConfigLoader):
                     for name in unknown
                 )
             )
+
+    def _read_raw_config(self, key: str) -> tuple[dict, dict, str, str, set]:
+        # Kedro merges and resolves each layer's files together: the shared layers' files
+        # join the environment's, first, so the environment's override them and may refer
+        # to their values (${s3_root}).
+        base, env, base_path, env_path, processed = super()._read_raw_config(key)
+        run_env = self.env or self.default_run_env
+        shared: dict = {}
+        for layer in self._layers.get(run_env, []):
+            shared.update(
+                self._read_dir_configs(
+                    self._get_conf_env_path(layer),
+                    [*self.config_patterns[key]],
+                    key,
+                    processed,
+                    key == "credentials",
+                )
+            )
+        return base, {**shared, **env}, base_path, env_path, processed
 
     def runtime_parameter_names(self) -> set[str]:
         """The parameter sections and every name a file reads with ``runtime_params:``."""
@@ -56,3 +94,13 @@ class ProjectConfigLoader(OmegaConfigLoader):
                 if key == "parameters":
                     names.update(str(section) for section in config)
         return names
+
+
+def memory_share(fraction: float) -> str:
+    """``fraction`` of this machine's physical memory, in Spark's notation (``"12288m"``).
+
+    For ``spark.driver.memory`` in local mode on a machine sized for the run (conf/ec2).
+    """
+
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return f"{int(total * float(fraction)) >> 20}m"

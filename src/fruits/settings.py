@@ -1,6 +1,6 @@
 """Project settings (see https://docs.kedro.org/ for the defaults)."""
 
-from fruits.config import ProjectConfigLoader
+from fruits.config import ProjectConfigLoader, memory_share
 from fruits.hooks import InputChecks, ModelManifestHook, NodeTimer, RunSummary, SparkHooks
 
 # Spark first: the input checks list the raw images with Spark.
@@ -17,4 +17,8 @@ CONFIG_LOADER_ARGS = {
     # Deep-merge parameters across base, the run environment and --params: without it,
     # `--params=reduction.k=50` would replace the whole `reduction` dict of conf/base.
     "merge_strategy": {"parameters": "soft"},
+    # Both AWS environments read conf/aws (S3 layout, region, encryption) before their own.
+    "layers": {"emr": ["aws"], "ec2": ["aws"]},
+    # ${memory_share:0.5}: half of this machine's memory (conf/ec2/spark.yml).
+    "custom_resolvers": {"memory_share": memory_share},
 }

@@ -1,4 +1,4 @@
-"""In the emr environment, a run refuses to start outside the EU."""
+"""In the AWS environments (emr, ec2), a run refuses to start outside the EU."""
 
 import os
 import shutil
@@ -7,10 +7,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from kedro.config import OmegaConfigLoader
 from kedro.framework.session import KedroSession
 
+from fruits.config import ProjectConfigLoader
 from fruits.gdpr import RegionOutsideEUError
+from fruits.settings import CONFIG_LOADER_ARGS
 from tests.conftest import REPO
 
 
@@ -18,7 +19,7 @@ from tests.conftest import REPO
 def conf_in_us(tmp_path) -> Path:
     conf = tmp_path / "conf"
     shutil.copytree(REPO / "conf", conf)
-    globals_file = conf / "emr" / "globals.yml"
+    globals_file = conf / "aws" / "globals.yml"
     text = globals_file.read_text()
     assert "aws_region: eu-west-3" in text
     globals_file.write_text(text.replace("aws_region: eu-west-3", "aws_region: us-east-1"))
@@ -45,8 +46,9 @@ def test_cli_exits_non_zero_naming_the_region(conf_in_us):
     assert "'us-east-1' is outside the EU" in " ".join((result.stdout + result.stderr).split())
 
 
-def test_shipped_emr_configuration_is_in_the_eu():
-    config = OmegaConfigLoader(str(REPO / "conf"), base_env="base", default_run_env="emr")
+@pytest.mark.parametrize("env", ["emr", "ec2"])
+def test_shipped_aws_configuration_is_in_the_eu(env):
+    config = ProjectConfigLoader(str(REPO / "conf"), env=env, **CONFIG_LOADER_ARGS)
     assert config["globals"]["aws_region"] == "eu-west-3"
     catalog = config["catalog"]
     assert catalog["images"]["filepath"].startswith("s3a://fruits-eu-data/fruits/data/")

@@ -11,57 +11,21 @@ Every AWS call happens after the region has been checked to be in the EU.
 
 from __future__ import annotations
 
-import re
 import shutil
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kedro.config import OmegaConfigLoader
-from omegaconf import OmegaConf
-
-from fruits.apps.aws import aws_errors
-from fruits.errors import FruitsInputError
+from fruits.apps import artifacts
 from fruits.gdpr import DEFAULT_REGION, require_eu_region
-from fruits.spark.settings import as_spark_settings
 
 # Spark 3.5.5, the pyspark pinned in requirements.lock, with S3A as the default S3 connector.
 RELEASE_LABEL = "emr-7.10.0"
 EMR_SPARK_VERSION = "3.5.5"
 # Spark and its Py4J come with EMR; the bootstrap must never install them.
 PROVIDED_BY_EMR = ("pyspark", "py4j")
-# The paths of the emr environment a run is given, derived from its bucket and prefix.
-RUN_PATHS = ("data_root", "raw_images_path", "weights_source")
 # The Spark setting naming the Python of the executors (the bootstrap action's venv).
 PYTHON_SETTING = "spark.executorEnv.PYSPARK_PYTHON"
-
-
-def _emr_globals(project_dir: Path) -> Any:
-    return OmegaConf.load(project_dir / "conf" / "emr" / "globals.yml")
-
-
-def emr_layout(project_dir: Path, s3_root: str) -> dict[str, str]:
-    """``RUN_PATHS`` under ``s3_root``, as ``conf/emr/globals.yml`` derives them from its root.
-
-    The layout lives in that file only: this reads it with ``s3_root`` replaced.
-    """
-    layout = _emr_globals(project_dir)
-    layout.s3_root = s3_root
-    return {key: str(layout[key]) for key in RUN_PATHS}
-
-
-def emr_spark_settings(project_dir: Path, s3_root: str) -> dict[str, str]:
-    """The Spark settings of the ``emr`` environment (``conf/base`` + ``conf/emr``), with
-    the paths under the configured ``s3_root`` (the event log) moved under ``s3_root``."""
-    from fruits.settings import CONFIG_LOADER_ARGS  # noqa: PLC0415 - the project's own merge
-
-    loader = OmegaConfigLoader(str(project_dir / "conf"), env="emr", **CONFIG_LOADER_ARGS)
-    settings = as_spark_settings(loader["spark"])
-    settings.pop("spark.app.name", None)
-    configured_root = str(_emr_globals(project_dir).s3_root)
-    return {key: value.replace(configured_root, s3_root) for key, value in settings.items()}
 
 
 @dataclass(frozen=True)
@@ -90,85 +54,40 @@ class ClusterSpec:
 
     @property
     def s3_root(self) -> str:
-        """The emr environment's ``s3_root`` for this bucket and prefix."""
+        """The AWS environments' ``s3_root`` for this bucket and prefix."""
         return f"s3a://{self.bucket}/{self.prefix}"
 
     @property
     def run_params(self) -> str:
         """`kedro run --params` placing every dataset of the emr env under this bucket/prefix."""
-        layout = emr_layout(self.project_dir, self.s3_root)
-        return ",".join(f"{key}={value}" for key, value in layout.items())
+        return artifacts.run_params(self.project_dir, self.s3_root)
 
     @property
     def spark_settings(self) -> dict[str, str]:
         """The project's Spark settings for this cluster (its cluster's spark-defaults)."""
-        return emr_spark_settings(self.project_dir, self.s3_root)
-
-
-def _requirement_name(line: str) -> str:
-    """The normalised project name of a requirement line (``Foo_Bar[x]==1 \\`` -> ``foo-bar``)."""
-    name = re.split(r"[\s\[=<>!~;@\\]", line.strip(), maxsplit=1)[0]
-    return re.sub(r"[-_.]+", "-", name).lower()
+        return artifacts.spark_settings(self.project_dir, "emr", self.s3_root)
 
 
 def emr_requirements(lock_text: str) -> str:
-    """The pins of ``requirements.lock`` for the cluster's venv: all but Spark and Py4J.
-
-    Each pin keeps its ``--hash`` continuation lines (the bootstrap installs with
-    ``--require-hashes``); a removed pin goes with its own. A pin without a hash is refused:
-    the cluster would only find out after it started.
-    """
-    requirements: list[list[str]] = []
-    continued = False
-    for line in lock_text.splitlines():
-        stripped = line.strip()
-        if continued:
-            requirements[-1].append(stripped)
-        elif stripped and not stripped.startswith("#"):
-            requirements.append([stripped])
-        else:
-            continue
-        continued = stripped.endswith("\\")
-    kept = [lines for lines in requirements if _requirement_name(lines[0]) not in PROVIDED_BY_EMR]
-    for lines in kept:
-        if not any("--hash=" in part for part in lines):
-            pin = lines[0].removesuffix("\\").strip()
-            raise FruitsInputError(
-                f"requirements.lock pins {pin} without a --hash (the cluster installs with "
-                "--require-hashes): regenerate the lock with `make lock`."
-            )
-    return "".join("\n    ".join(lines) + "\n" for lines in kept)
+    """The pins of ``requirements.lock`` for the cluster's venv: all but Spark and Py4J."""
+    return artifacts.locked_requirements(lock_text, PROVIDED_BY_EMR)
 
 
 def build_artifacts(project_dir: Path, output_dir: Path) -> list[Path]:
     """`kedro package`, plus the bootstrap script, entry script and cluster requirements."""
-    subprocess.run(
-        [str(Path(sys.executable).with_name("kedro")), "package"], cwd=project_dir, check=True
-    )
-    output_dir.mkdir(parents=True, exist_ok=True)
-    wheels = sorted((project_dir / "dist").glob("fruits-*.whl"))
-    artifacts = [Path(shutil.copy2(wheels[-1], output_dir))]
-    artifacts.append(Path(shutil.copy2(project_dir / "dist" / "conf-fruits.tar.gz", output_dir)))
+    built = artifacts.package_project(project_dir, output_dir)
     for script in ("emr_bootstrap.sh", "emr_step.py"):
-        artifacts.append(Path(shutil.copy2(project_dir / "bootstrap" / script, output_dir)))
+        built.append(Path(shutil.copy2(project_dir / "bootstrap" / script, output_dir)))
     requirements = output_dir / "requirements-emr.txt"
     requirements.write_text(emr_requirements((project_dir / "requirements.lock").read_text()))
-    artifacts.append(requirements)
-    return artifacts
+    built.append(requirements)
+    return built
 
 
-def upload_artifacts(s3_client: Any, artifacts: list[Path], spec: ClusterSpec) -> None:
-    """Put every artifact under ``s3://<bucket>/<prefix>/artifacts/``, and create the
-    Spark event log's folder (Spark refuses to start when it does not exist)."""
-    for artifact in artifacts:
-        key = f"{spec.prefix}/artifacts/{artifact.name}"
-        with aws_errors(f"s3://{spec.bucket}/{key}", spec.region):
-            s3_client.upload_file(str(artifact), spec.bucket, key)
-    event_log = spec.spark_settings.get("spark.eventLog.dir")
-    if event_log:
-        folder = event_log.split(f"://{spec.bucket}/", 1)[1].rstrip("/") + "/"
-        with aws_errors(f"s3://{spec.bucket}/{folder}"):
-            s3_client.put_object(Bucket=spec.bucket, Key=folder, ServerSideEncryption="AES256")
+def upload_artifacts(s3_client: Any, built: list[Path], spec: ClusterSpec) -> None:
+    """Put every artifact under ``s3://<bucket>/<prefix>/artifacts/`` and create the
+    Spark event log's folder."""
+    artifacts.upload_artifacts(s3_client, built, spec, spec.spark_settings)
 
 
 def spark_step(spec: ClusterSpec) -> dict[str, Any]:

@@ -246,7 +246,7 @@ _LIVE_STATES = frozenset({"STARTING", "BOOTSTRAPPING", "RUNNING", "WAITING"})
 def _check_project(spec: emr.ClusterSpec) -> None:
     """What the launch needs from the project folder, before any AWS call or build."""
     project = spec.project_dir
-    needed = ("pyproject.toml", "requirements.lock", "conf/emr/globals.yml",
+    needed = ("pyproject.toml", "requirements.lock", "conf/aws/globals.yml",
               "bootstrap/emr_bootstrap.sh", "bootstrap/emr_step.py")  # fmt: skip
     missing = [name for name in needed if not (project / name).is_file()]
     if missing:
