@@ -8,93 +8,25 @@ anything is uploaded; every problem is one line on stderr (exit 2), Ctrl-C one l
 from __future__ import annotations
 
 import argparse
-import difflib
 import re
-import subprocess
-import sys
 import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
 
 from fruits.apps import emr
 from fruits.apps.aws import _client, aws_errors
-from fruits.errors import INPUT_ERROR_EXIT_CODE, INTERRUPTED_EXIT_CODE, FruitsInputError
-from fruits.gdpr import DEFAULT_REGION, RegionOutsideEUError, require_eu_region
-
-# S3 general purpose bucket naming rules:
-# https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html
-_BUCKET_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
-_BUCKET_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
-_BUCKET_RULES: tuple[tuple[Callable[[str], bool], str], ...] = (
-    (
-        lambda name: re.match(r"s3a?://", name, re.IGNORECASE) is not None,
-        "give the bucket's name alone, without s3:// (the path inside goes to --prefix)",
-    ),
-    (
-        lambda name: "/" in name,
-        "a bucket name has no '/' (the path inside the bucket goes to --prefix)",
-    ),
-    (
-        lambda name: not 3 <= len(name) <= 63,  # noqa: PLR2004 - S3's limits
-        "a bucket name is 3 to 63 characters long",
-    ),
-    (
-        lambda name: re.search(r"[^a-z0-9.-]", name) is not None,
-        "a bucket name holds only lower-case letters, digits, '.' and '-'",
-    ),
-    (
-        lambda name: not (name[0].isalnum() and name[-1].isalnum()),
-        "a bucket name begins and ends with a letter or a digit",
-    ),
-    (lambda name: ".." in name, "a bucket name has no two adjacent periods"),
-    (
-        lambda name: re.fullmatch(r"\d+\.\d+\.\d+\.\d+", name) is not None,
-        "a bucket name is not formatted as an IP address",
-    ),
-    (
-        lambda name: (
-            name.startswith(_BUCKET_RESERVED_PREFIXES) or name.endswith(_BUCKET_RESERVED_SUFFIXES)
-        ),
-        f"AWS reserves names starting with {', '.join(_BUCKET_RESERVED_PREFIXES)} "
-        f"or ending with {', '.join(_BUCKET_RESERVED_SUFFIXES)}",
-    ),
+from fruits.apps.launch_cli import (
+    LauncherParser,
+    Progress,
+    bucket_arg,
+    check_aws_access,
+    check_project,
+    prefix_arg,
+    region_arg,
+    run_launcher,
+    whole_number,
 )
-
-
-def bucket_name_problem(name: str) -> str | None:
-    """What breaks S3's bucket naming rules in ``name`` (None: a valid name)."""
-    return next((problem for breaks, problem in _BUCKET_RULES if breaks(name)), None)
-
-
-def _bucket(text: str) -> str:
-    problem = bucket_name_problem(text)
-    if problem:
-        raise argparse.ArgumentTypeError(
-            f"'{text}' is not a valid S3 bucket name: {problem} (e.g. my-fruits-bucket)."
-        )
-    return text
-
-
-def _prefix(text: str) -> str:
-    parts = text.split("/")
-    if not all(
-        re.fullmatch(r"[A-Za-z0-9_.-]+", part) and part not in {".", ".."} for part in parts
-    ):
-        raise argparse.ArgumentTypeError(
-            f"'{text}' is not a usable prefix: give '/'-separated parts of letters, digits, '-', "
-            "'_' and '.', without a leading or trailing '/' (e.g. fruits or team/fruits)."
-        )
-    return text
-
-
-def _region(text: str) -> str:
-    # Region names are lower case: EU-WEST-3 is eu-west-3.
-    try:
-        return require_eu_region(text.strip().lower())
-    except RegionOutsideEUError as error:
-        raise argparse.ArgumentTypeError(str(error)) from error
+from fruits.errors import FruitsInputError
+from fruits.gdpr import DEFAULT_REGION
 
 
 def _cluster_id(text: str) -> str:
@@ -107,30 +39,6 @@ def _cluster_id(text: str) -> str:
     return "j" + cluster_id[1:]
 
 
-def _whole_number(minimum: int, maximum: int | None = None) -> Any:
-    allowed = f"from {minimum} to {maximum}" if maximum is not None else f"of at least {minimum}"
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
-        if value is None or value < minimum or (maximum is not None and value > maximum):
-            raise argparse.ArgumentTypeError(f"'{text}' is refused: give a whole number {allowed}.")
-        return value
-
-    return parse
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, with a usage error printed as one line (exit 2) instead of the usage."""
-
-    def error(self, message: str) -> NoReturn:
-        # The launcher's own messages end with their fix; argparse's get a pointer to --help.
-        hint = "" if message.endswith(".") else f" (see `{self.prog} --help`)"
-        self.exit(INPUT_ERROR_EXIT_CODE, f"{self.prog}: {message}{hint}\n")
-
-
 _EPILOG = (
     "Before building anything, the launcher checks the arguments, the project folder, the AWS "
     "credentials (STS GetCallerIdentity) and the bucket. Exit status: 0 done; 1 `kedro package` "
@@ -141,7 +49,7 @@ _EPILOG = (
 
 def _parser() -> argparse.ArgumentParser:
     summary, _, details = __doc__.partition("\n\n")
-    parser = _Parser(
+    parser = LauncherParser(
         prog="fruits-emr",
         description=f"{summary}\n\n{details}",
         epilog=_EPILOG,
@@ -168,20 +76,20 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument(
             "--bucket",
             required=True,
-            type=_bucket,
+            type=bucket_arg,
             help="the S3 bucket, in the cluster's EU region, for artifacts, inputs and results",
         )
         command.add_argument(
             "--prefix",
             default="fruits",
-            type=_prefix,
+            type=prefix_arg,
             help="folder inside the bucket holding raw/, models/, data/, artifacts/ and logs/ "
             "(default: %(default)s)",
         )
         command.add_argument(
             "--region",
             default=DEFAULT_REGION,
-            type=_region,
+            type=region_arg,
             help="AWS region of the cluster and the bucket; EU regions only (GDPR) "
             "(default: %(default)s)",
         )
@@ -205,19 +113,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     deploy.add_argument(
         "--core-nodes",
-        type=_whole_number(1),
+        type=whole_number(1),
         default=2,
         help="on-demand core nodes (default: %(default)s)",
     )
     deploy.add_argument(
         "--spot-task-nodes",
-        type=_whole_number(0),
+        type=whole_number(0),
         default=0,
         help="extra task nodes on spot instances (default: %(default)s)",
     )
     deploy.add_argument(
         "--idle-timeout",
-        type=_whole_number(60, 604800),
+        type=whole_number(60, 604800),
         default=3600,
         help="seconds idle after which EMR terminates the cluster, 60 to 604800 "
         "(default: %(default)s)",
@@ -239,45 +147,20 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+# What the launch needs in the project folder.
+NEEDED_FILES = ("pyproject.toml", "requirements.lock", "conf/aws/globals.yml",
+                "bootstrap/emr_bootstrap.sh", "bootstrap/emr_step.py")  # fmt: skip
 # The states in which a cluster accepts steps.
 _LIVE_STATES = frozenset({"STARTING", "BOOTSTRAPPING", "RUNNING", "WAITING"})
 
 
 def _check_project(spec: emr.ClusterSpec) -> None:
     """What the launch needs from the project folder, before any AWS call or build."""
-    project = spec.project_dir
-    needed = ("pyproject.toml", "requirements.lock", "conf/aws/globals.yml",
-              "bootstrap/emr_bootstrap.sh", "bootstrap/emr_step.py")  # fmt: skip
-    missing = [name for name in needed if not (project / name).is_file()]
-    if missing:
-        raise FruitsInputError(
-            f"--project-dir {project} is not the fruits project (no {missing[0]}): run "
-            "fruits-emr from the project's folder or pass --project-dir."
-        )
-    emr.emr_requirements((project / "requirements.lock").read_text())
-    if spec.pipelines:
-        known = {
-            folder.name
-            for folder in (project / "src" / "fruits" / "pipelines").glob("*/")
-            if (folder / "__init__.py").is_file()
-        } | {"__default__"}
-        for name in spec.pipelines.split(","):
-            if name.strip() not in known:
-                close = difflib.get_close_matches(name.strip(), sorted(known), n=1)
-                fix = (
-                    f"did you mean {close[0]}?" if close else f"known: {', '.join(sorted(known))}."
-                )
-                raise FruitsInputError(f"--pipelines: unknown pipeline '{name.strip()}': {fix}")
+    check_project(spec.project_dir, NEEDED_FILES, spec.pipelines)
+    emr.emr_requirements((spec.project_dir / "requirements.lock").read_text())
 
 
-@dataclass
-class _Progress:
-    """What the launch has done on AWS so far, as told when it is interrupted."""
-
-    state: str = "nothing was uploaded or created on AWS."
-
-
-def _launch(arguments: argparse.Namespace, progress: _Progress) -> None:
+def _launch(arguments: argparse.Namespace, progress: Progress) -> None:
     deploying = arguments.command == "deploy"
     spec = emr.ClusterSpec(
         bucket=arguments.bucket,
@@ -301,11 +184,7 @@ def _launch(arguments: argparse.Namespace, progress: _Progress) -> None:
     # The project folder, then the cheapest AWS calls, then the request (from the project's
     # conf); the package is built only once they all passed.
     _check_project(spec)
-    with aws_errors(f"sts:GetCallerIdentity in {spec.region}"):
-        _client("sts", spec.region).get_caller_identity()
-    s3 = _client("s3", spec.region)
-    with aws_errors(f"s3://{spec.bucket}/{spec.prefix}/", spec.region):
-        s3.list_objects_v2(Bucket=spec.bucket, Prefix=f"{spec.prefix}/", MaxKeys=1)
+    s3 = check_aws_access(spec.region, spec.bucket, spec.prefix)
     emr_client = _client("emr", spec.region)
     if not deploying:
         cluster = f"cluster {arguments.cluster_id} in {spec.region}"
@@ -345,35 +224,6 @@ def _launch(arguments: argparse.Namespace, progress: _Progress) -> None:
         print(f"step {step_ids['StepIds'][0]} added to {arguments.cluster_id}")  # noqa: T201
 
 
-def _say(line: str) -> None:
-    print(f"fruits-emr: {line}", file=sys.stderr)  # noqa: T201
-
-
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point (`fruits-emr`); returns the exit status."""
-    try:
-        arguments = _parser().parse_args(argv)
-    except SystemExit as stop:  # --help (0), or a bad argument already told in one line (2)
-        return stop.code if isinstance(stop.code, int) else INPUT_ERROR_EXIT_CODE
-    progress = _Progress()
-    try:
-        _launch(arguments, progress)
-    except KeyboardInterrupt:
-        if arguments.verbose:
-            raise
-        _say(f"interrupted; {progress.state}")
-        return INTERRUPTED_EXIT_CODE
-    except FruitsInputError as error:
-        if arguments.verbose:
-            raise
-        _say(str(error))
-        return INPUT_ERROR_EXIT_CODE
-    except subprocess.CalledProcessError as error:
-        if arguments.verbose:
-            raise
-        _say(
-            f"`kedro package` failed (exit {error.returncode}) in {arguments.project_dir}: its "
-            "output is above; nothing was uploaded."
-        )
-        return 1
-    return 0
+    return run_launcher("fruits-emr", _parser(), _launch, argv)
