@@ -71,7 +71,7 @@ test: setup $(CHROMIUM) lint
 
 # Unit and node tests on small real data: no pipeline run, cluster, browser or notebook.
 test-fast: setup lint
-	$(BIN)/pytest -m "not (pipeline or emr or yarn or browser or notebook)"
+	$(BIN)/pytest -m "not (pipeline or emr or ec2 or yarn or browser or notebook)"
 
 lint: setup
 	$(BIN)/ruff check .
