@@ -21,7 +21,7 @@ from fruits.errors import FruitsInputError
 from fruits.spark.settings import as_spark_settings
 
 # The run-time paths of the AWS environments, derived from their bucket and prefix.
-RUN_PATHS = ("data_root", "raw_images_path", "weights_source")
+RUN_PATHS = ("data_root", "raw_images_path", "weights_source", "spark_event_log")
 # Where the AWS layer of the configuration lives (conf/aws: read by emr and ec2).
 AWS_GLOBALS = Path("conf") / "aws" / "globals.yml"
 

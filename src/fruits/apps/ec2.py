@@ -73,6 +73,8 @@ class InstanceSpec:
     keep_alive: bool = False
     timeout_minutes: int = 240
     pipelines: str | None = None
+    # More `kedro run --params`, after the bucket's layout (e.g. reduction.k=50).
+    extra_params: str | None = None
     run_id: str = field(default_factory=new_run_id)
     tags: dict[str, str] = field(default_factory=lambda: {"project": "fruits"})
     project_dir: Path = field(default_factory=Path.cwd)
@@ -92,7 +94,9 @@ class InstanceSpec:
 
     @property
     def run_params(self) -> str:
-        return artifacts.run_params(self.project_dir, self.s3_root)
+        """The bucket's layout, then ``extra_params`` (which may override it)."""
+        layout = artifacts.run_params(self.project_dir, self.s3_root)
+        return f"{layout},{self.extra_params}" if self.extra_params else layout
 
     @property
     def spark_settings(self) -> dict[str, str]:

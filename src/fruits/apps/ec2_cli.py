@@ -137,6 +137,11 @@ def _parser() -> argparse.ArgumentParser:
         help="comma-separated pipelines to run, e.g. ingestion,featurization (default: all)",
     )
     run.add_argument(
+        "--params",
+        help="more `kedro run --params`, after the bucket's layout, e.g. reduction.k=50 or "
+        "weights_source=s3a://BUCKET/PREFIX/models/<file>.h5",
+    )
+    run.add_argument(
         "--project-dir",
         type=Path,
         default=Path.cwd(),
@@ -155,6 +160,7 @@ def _run(arguments: argparse.Namespace, progress: Progress) -> None:
         keep_alive=arguments.keep_alive,
         timeout_minutes=arguments.timeout_minutes,
         pipelines=arguments.pipelines,
+        extra_params=arguments.params,
         project_dir=arguments.project_dir,
     )
     check_project(spec.project_dir, NEEDED_FILES, spec.pipelines)
