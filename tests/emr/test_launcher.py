@@ -265,7 +265,9 @@ def _as_list(value):
     return value if isinstance(value, list) else [value]
 
 
-@pytest.mark.parametrize("name", ["instance-profile-policy.json", "launcher-policy.json"])
+@pytest.mark.parametrize(
+    "name", ["instance-profile-policy.json", "launcher-policy.json", "ec2-launcher-policy.json"]
+)
 def test_iam_policies_are_least_privilege(name):
     import json  # noqa: PLC0415
 
@@ -495,8 +497,8 @@ def test_aws_refusal_is_one_line_and_creates_no_cluster(aws, small_build, monkey
     assert emr_cli.main(["deploy", "--bucket", BUCKET, "--project-dir", str(REPO)]) == 2
     assert error_line(capsys) == (
         f"fruits-emr: AccessDenied on s3://{BUCKET}/fruits/artifacts/{small_build[0]}: "
-        "Access Denied (bootstrap/iam/launcher-policy.json lists the permissions the launcher "
-        "needs)"
+        "Access Denied (bootstrap/iam/ holds the launchers' policies: launcher-policy.json for "
+        "fruits-emr, ec2-launcher-policy.json for fruits-ec2)"
     )
     assert original_client("emr", region_name="eu-west-3").list_clusters()["Clusters"] == []
 

@@ -32,7 +32,10 @@ def _aws_hint(code: str, target: str, region: str) -> str:
     if code in _CREDENTIALS_REJECTED:
         return " (your AWS credentials were refused: renew them, e.g. `aws sso login`)"
     if code in _ACCESS_DENIED:
-        return " (bootstrap/iam/launcher-policy.json lists the permissions the launcher needs)"
+        return (
+            " (bootstrap/iam/ holds the launchers' policies: launcher-policy.json for "
+            "fruits-emr, ec2-launcher-policy.json for fruits-ec2)"
+        )
     if code == "NoSuchBucket":
         bucket = target.removeprefix("s3://").split("/", 1)[0]
         return f" (create it in the cluster's region: `aws s3 mb s3://{bucket} --region {region}`)"
