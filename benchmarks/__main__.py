@@ -40,7 +40,7 @@ from benchmarks.project import (
 )
 from benchmarks.report import markdown
 from benchmarks.serving import ServingPlan, serving_rows
-from benchmarks.sizing import emr_sizing
+from benchmarks.sizing import ec2_sizing, emr_sizing
 from fruits.datasets import BackboneWeightsDataset
 from fruits.vision.backbone import PortableBackbone, export_backbone
 
@@ -184,7 +184,9 @@ def main(argv: list[str] | None = None) -> None:
     more_rows(bench)
     stop_spark()
     cores = os.cpu_count() or 1
-    bench.results["emr"] = emr_sizing(bench.results["rows"]["our_stage"]["images_per_s"], cores)
+    stage_rate = bench.results["rows"]["our_stage"]["images_per_s"]
+    bench.results["emr"] = emr_sizing(stage_rate, cores)
+    bench.results["ec2"] = ec2_sizing(stage_rate, cores)
     write(bench.results, output)
     shutil.rmtree(workdir, ignore_errors=True)
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.sizing import emr_markdown
+from benchmarks.sizing import ec2_markdown, emr_markdown
 
 # The rows of the main table: key in results["rows"], what it measures.
 ROWS = {
@@ -36,6 +36,8 @@ def markdown(results: dict[str, Any]) -> str:
     if results.get("serving"):
         lines += serving_table(results["serving"], results["rows"]["our_stage"]["images_per_s"])
     lines += ["", emr_markdown(results["emr"]), ""]
+    if results.get("ec2"):
+        lines += [ec2_markdown(results["ec2"]), ""]
     return "\n".join(lines)
 
 
