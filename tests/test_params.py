@@ -108,8 +108,7 @@ def test_the_unsplit_test_share_is_a_fraction_strictly_between_0_and_1(share, me
 
 def test_the_split_names_are_given_once_for_ingestion_and_classification(tmp_path):
     """Renaming the splits in globals.yml renames them in both pipelines' parameters."""
-    from kedro.config import OmegaConfigLoader  # noqa: PLC0415
-
+    from fruits.config import ProjectConfigLoader  # noqa: PLC0415
     from fruits.settings import CONFIG_LOADER_ARGS  # noqa: PLC0415
 
     conf = shutil.copytree(REPO / "conf", tmp_path / "conf")
@@ -118,7 +117,7 @@ def test_the_split_names_are_given_once_for_ingestion_and_classification(tmp_pat
     assert "\ntrain_split: Training\ntest_split: Test\n" in text
     globals_file.write_text(text.replace("\ntrain_split: Training\n", "\ntrain_split: Fit\n"))
     args = {key: value for key, value in CONFIG_LOADER_ARGS.items() if key != "default_run_env"}
-    parameters = OmegaConfigLoader(str(conf), env="local", **args)["parameters"]
+    parameters = ProjectConfigLoader(str(conf), env="local", **args)["parameters"]
     ingestion = IngestionParams.model_validate(parameters["ingestion"])
     classification = ClassificationParams.model_validate(parameters["classification"])
     assert ingestion.split_folders == ["Fit", "Test"]

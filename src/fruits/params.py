@@ -143,3 +143,23 @@ class PcaScatterParams(PipelineParams):
     SECTION = "reporting.pca_scatter"
     max_points: PositiveInt
     seed: int
+
+
+def validate_parameters(parameters: dict[str, Any]) -> None:
+    """Validate every pipeline's section of a merged ``parameters`` configuration at once,
+    as a run would (for launchers, before anything is launched).
+
+    Raises:
+        ParameterError: One line per bad or unknown parameter.
+    """
+    problems = []
+    for model in PipelineParams.__subclasses__():
+        section: Any = parameters
+        for part in model.SECTION.split("."):
+            section = section.get(part, {}) if isinstance(section, dict) else {}
+        try:
+            model.model_validate(section)
+        except ParameterError as error:
+            problems.append(str(error))
+    if problems:
+        raise ParameterError("; ".join(problems))

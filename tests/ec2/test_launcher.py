@@ -221,6 +221,25 @@ def test_status_and_logs_read_the_run_from_the_bucket(aws, small_build, capsys):
     assert "state succeeded, exit_code 0" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ("reduction.variance_targt=0.9", "did you mean `variance_target`?"),
+        ("raw_image_path=s3a://x/raw", "did you mean `raw_images_path`?"),
+        ("reduction.k", "'reduction.k' is not NAME=VALUE"),
+        ("reduction.k=5000", "reduction.k=5000: Input should be less than or equal to 1280"),
+    ],
+)
+def test_bad_params_are_refused_before_any_call(params, message, monkeypatch, capsys):
+    def no_client(*args, **kwargs):
+        raise AssertionError("an AWS client was created")
+
+    monkeypatch.setattr(launch_cli_module, "_client", no_client)
+    assert ec2_cli.main(["run", "--bucket", BUCKET, "--params", params,
+                         "--project-dir", str(REPO)]) == 2  # fmt: skip
+    assert message in one_line(capsys)
+
+
 def test_status_without_any_run_is_one_line(aws, capsys):
     assert ec2_cli.main(["status", "--bucket", BUCKET]) == 2
     assert "no run under s3://fruits-single/fruits/logs/ec2/" in one_line(capsys)

@@ -120,6 +120,33 @@ def require_x86_instance_type(instance_type: str) -> str:
     return instance_type
 
 
+def check_run_params(spec: InstanceSpec) -> None:
+    """Refuse, before anything is launched, run-time names the configuration does not know
+    (a typo in ``--params`` would otherwise fail on the instance minutes later).
+
+    Raises:
+        FruitsInputError: A malformed item or an unknown name, with the closest known one.
+    """
+    from omegaconf import OmegaConf  # noqa: PLC0415
+
+    from fruits.config import ProjectConfigLoader  # noqa: PLC0415 - the run's own checks
+    from fruits.params import validate_parameters  # noqa: PLC0415
+    from fruits.settings import CONFIG_LOADER_ARGS  # noqa: PLC0415
+
+    items = [item.strip() for item in spec.run_params.split(",") if item.strip()]
+    malformed = [item for item in items if not item.partition("=")[0].strip() or "=" not in item]
+    if malformed:
+        raise FruitsInputError(
+            f"--params: '{malformed[0]}' is not NAME=VALUE (e.g. reduction.k=50)."
+        )
+    runtime_params = OmegaConf.to_container(OmegaConf.from_dotlist(items))
+    conf = str(spec.project_dir / "conf")
+    loader = ProjectConfigLoader(
+        conf, env="ec2", runtime_params=runtime_params, **CONFIG_LOADER_ARGS
+    )
+    validate_parameters(loader["parameters"])
+
+
 def render_user_data(spec: InstanceSpec, script: str) -> str:
     """The instance's user data: ``script`` with the run's settings after its first line.
 

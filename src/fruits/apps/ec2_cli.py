@@ -164,6 +164,7 @@ def _run(arguments: argparse.Namespace, progress: Progress) -> None:
         project_dir=arguments.project_dir,
     )
     check_project(spec.project_dir, NEEDED_FILES, spec.pipelines)
+    ec2.check_run_params(spec)
     user_data = ec2.render_user_data(spec, (spec.project_dir / ec2.USER_DATA_SCRIPT).read_text())
     s3 = check_aws_access(spec.region, spec.bucket, spec.prefix)
     image_id = ec2.latest_image_id(_client("ssm", spec.region), spec.region)
