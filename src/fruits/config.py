@@ -1,9 +1,10 @@
 """The project's configuration loader: Kedro's, with shared layers between environments,
 refusing run-time parameters no file uses.
 
-Layers: an environment may read a shared folder between ``base`` and itself (settings'
-``CONFIG_LOADER_ARGS["layers"]``): ``emr`` and ``ec2`` both read ``conf/aws`` (the S3 layout,
-region and encryption), so what they share is written once and each keeps only what differs.
+Layers: an environment may read shared folders between ``base`` and itself (settings'
+``CONFIG_LOADER_ARGS["layers"]``): ``emr``, ``ec2`` and ``azure`` read ``conf/cloud`` (the layout
+under one storage root), ``emr`` and ``ec2`` also ``conf/aws`` (S3 root, region, encryption), so
+what they share is written once and each keeps only what differs.
 
 ``kedro run --params=raw_image_path=/data`` (a typo of ``raw_images_path``) would
 otherwise run on the default images and exit 0. A run-time parameter must be a
@@ -63,7 +64,7 @@ class ProjectConfigLoader(OmegaConfigLoader):
     def _read_raw_config(self, key: str) -> tuple[dict, dict, str, str, set]:
         # Kedro merges and resolves each layer's files together: the shared layers' files
         # join the environment's, first, so the environment's override them and may refer
-        # to their values (${s3_root}).
+        # to their values (${storage_root}).
         base, env, base_path, env_path, processed = super()._read_raw_config(key)
         run_env = self.env or self.default_run_env
         shared: dict = {}

@@ -17,8 +17,9 @@ CONFIG_LOADER_ARGS = {
     # Deep-merge parameters across base, the run environment and --params: without it,
     # `--params=reduction.k=50` would replace the whole `reduction` dict of conf/base.
     "merge_strategy": {"parameters": "soft"},
-    # Both AWS environments read conf/aws (S3 layout, region, encryption) before their own.
-    "layers": {"emr": ["aws"], "ec2": ["aws"]},
+    # Shared folders read after conf/base, before the environment's own: conf/cloud (the layout
+    # under one storage root), conf/aws (S3 root, EU region, encryption).
+    "layers": {"emr": ["cloud", "aws"], "ec2": ["cloud", "aws"], "azure": ["cloud"]},
     # ${memory_share:0.5}: half of this machine's memory (conf/ec2/spark.yml).
     "custom_resolvers": {"memory_share": memory_share},
 }

@@ -1,8 +1,9 @@
 """What the AWS launchers (`fruits-emr`, `fruits-ec2`) share: the S3 layout of the AWS
 environments, their Spark settings, the packaged project, and its upload.
 
-The layout lives in ``conf/aws/globals.yml`` only; these helpers read it with the bucket
-and prefix of a launch in place of its ``s3_root``.
+The layout lives in ``conf/cloud/globals.yml`` only, under the ``storage_root`` that
+``conf/aws/globals.yml`` sets; these helpers read it with the bucket and prefix of a launch
+in place of that root.
 """
 
 from __future__ import annotations
@@ -22,18 +23,22 @@ from fruits.spark.settings import as_spark_settings
 
 # The run-time paths of the AWS environments, derived from their bucket and prefix.
 RUN_PATHS = ("data_root", "raw_images_path", "weights_source", "spark_event_log")
-# Where the AWS layer of the configuration lives (conf/aws: read by emr and ec2).
+# The layers of the configuration the AWS environments read (settings' "layers"): the layout
+# under a storage root, then the AWS root, region and encryption.
+CLOUD_GLOBALS = Path("conf") / "cloud" / "globals.yml"
 AWS_GLOBALS = Path("conf") / "aws" / "globals.yml"
 
 
 def _aws_globals(project_dir: Path) -> Any:
-    return OmegaConf.load(project_dir / AWS_GLOBALS)
+    return OmegaConf.merge(
+        OmegaConf.load(project_dir / CLOUD_GLOBALS), OmegaConf.load(project_dir / AWS_GLOBALS)
+    )
 
 
 def s3_layout(project_dir: Path, s3_root: str) -> dict[str, str]:
-    """``RUN_PATHS`` under ``s3_root``, as ``conf/aws/globals.yml`` derives them from its root."""
+    """``RUN_PATHS`` under ``s3_root``, as ``conf/cloud/globals.yml`` derives them."""
     layout = _aws_globals(project_dir)
-    layout.s3_root = s3_root
+    layout.storage_root = s3_root
     return {key: str(layout[key]) for key in RUN_PATHS}
 
 
@@ -44,14 +49,14 @@ def run_params(project_dir: Path, s3_root: str) -> str:
 
 def spark_settings(project_dir: Path, env: str, s3_root: str) -> dict[str, str]:
     """The Spark settings of ``env`` (``conf/base`` + its layers + ``conf/<env>``), with
-    the paths under the configured ``s3_root`` (the event log) moved under ``s3_root``."""
+    the paths under the configured storage root (the event log) moved under ``s3_root``."""
     from fruits.config import ProjectConfigLoader  # noqa: PLC0415 - the project's own merge
     from fruits.settings import CONFIG_LOADER_ARGS  # noqa: PLC0415
 
     loader = ProjectConfigLoader(str(project_dir / "conf"), env=env, **CONFIG_LOADER_ARGS)
     settings = as_spark_settings(loader["spark"])
     settings.pop("spark.app.name", None)
-    configured_root = str(_aws_globals(project_dir).s3_root)
+    configured_root = str(_aws_globals(project_dir).storage_root)
     return {key: value.replace(configured_root, s3_root) for key, value in settings.items()}
 
 

@@ -32,6 +32,7 @@ from fruits.gdpr import DEFAULT_REGION
 NEEDED_FILES = (
     "pyproject.toml",
     "requirements.lock",
+    str(ec2.artifacts.CLOUD_GLOBALS),
     str(ec2.artifacts.AWS_GLOBALS),
     str(ec2.USER_DATA_SCRIPT),
     str(ec2.INSTANCE_POLICY),

@@ -148,8 +148,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 # What the launch needs in the project folder.
-NEEDED_FILES = ("pyproject.toml", "requirements.lock", "conf/aws/globals.yml",
-                "bootstrap/emr_bootstrap.sh", "bootstrap/emr_step.py")  # fmt: skip
+NEEDED_FILES = ("pyproject.toml", "requirements.lock", "conf/cloud/globals.yml",
+                "conf/aws/globals.yml", "bootstrap/emr_bootstrap.sh",
+                "bootstrap/emr_step.py")  # fmt: skip
 # The states in which a cluster accepts steps.
 _LIVE_STATES = frozenset({"STARTING", "BOOTSTRAPPING", "RUNNING", "WAITING"})
 
