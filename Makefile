@@ -38,8 +38,21 @@ $(CHROMIUM):
 # cluster rehearsal: tools/yarn/pom.xml lists the jars, copied with their dependencies.
 YARN_JARS := .jars/yarn/.fetched
 
+# Hadoop's Azure connector (tools/azure/pom.xml) and Azurite, the Azure Storage emulator of the
+# Azure rehearsal (npm, versions locked in tools/azurite/package-lock.json).
+AZURE_JARS := .jars/azure/.fetched
+AZURITE := tools/azurite/node_modules/.bin/azurite-blob
+
 .PHONY: setup run serve test test-fast lint viz lock clean emr-deploy benchmark yarn-cluster
-setup: $(VENV)/.installed $(JARS) $(YARN_JARS)
+setup: $(VENV)/.installed $(JARS) $(YARN_JARS) $(AZURE_JARS) $(AZURITE)
+
+$(AZURE_JARS): tools/azure/pom.xml
+	mvn -q -B -f tools/azure/pom.xml dependency:copy-dependencies -DoutputDirectory=$(abspath .jars/azure)
+	touch $@
+
+$(AZURITE): tools/azurite/package-lock.json
+	npm ci --prefix tools/azurite --no-audit --no-fund --loglevel=error
+	touch $@
 
 $(YARN_JARS): tools/yarn/pom.xml
 	mvn -q -B -f tools/yarn/pom.xml dependency:copy-dependencies -DoutputDirectory=$(abspath .jars/yarn)

@@ -1,4 +1,4 @@
-"""GDPR guard: the job's data and compute stay in AWS regions inside the European Union."""
+"""GDPR guard: the job's data and compute stay in cloud regions inside the European Union."""
 
 from fruits.errors import FruitsInputError
 
@@ -29,3 +29,38 @@ def require_eu_region(region: str) -> str:
             f"use one of {', '.join(sorted(EU_REGIONS))} (default {DEFAULT_REGION})."
         )
     return region
+
+
+# Azure regions located in EU member states. UK South/West, Switzerland North/West and Norway
+# East/West are in Europe but not in the EU, so they are refused.
+AZURE_EU_REGIONS = frozenset(
+    {
+        "francecentral",  # Paris
+        "francesouth",  # Marseille
+        "westeurope",  # Netherlands
+        "northeurope",  # Ireland
+        "germanywestcentral",  # Frankfurt
+        "germanynorth",  # Berlin
+        "swedencentral",  # Gävle
+        "swedensouth",  # Malmö
+        "italynorth",  # Milan
+        "polandcentral",  # Warsaw
+        "spaincentral",  # Madrid
+    }
+)
+DEFAULT_AZURE_REGION = "francecentral"
+
+
+def require_eu_azure_region(region: str) -> str:
+    """Return ``region`` if it is an Azure region in the EU, else raise one actionable line.
+
+    Azure writes region names in lower case without spaces (``France Central`` is
+    ``francecentral``): other spellings are read that way.
+    """
+    name = region.replace(" ", "").lower()
+    if name not in AZURE_EU_REGIONS:
+        raise RegionOutsideEUError(
+            f"Azure region '{region}' is outside the EU, which GDPR rules out for this job: use "
+            f"one of {', '.join(sorted(AZURE_EU_REGIONS))} (default {DEFAULT_AZURE_REGION})."
+        )
+    return name

@@ -16,7 +16,8 @@ from kedro.pipeline import Node, Pipeline
 from pyspark import SparkConf, SparkContext
 from pyspark.sql import SparkSession
 
-from fruits.gdpr import require_eu_region
+from fruits.errors import FruitsInputError
+from fruits.gdpr import require_eu_azure_region, require_eu_region
 from fruits.model_manifest import MODELS, ModelsMissingError, digests_on_storage
 from fruits.spark.settings import as_spark_settings
 
@@ -30,14 +31,17 @@ class SparkHooks:
 
         ``conf/<env>/spark.yml`` gives defaults: a setting the launcher already gave
         (``spark-submit --conf``, the cluster's ``spark-defaults``) wins, as Spark's own
-        precedence has it. Environments that set ``aws_region`` in their globals (emr)
-        must name an EU region; otherwise the run stops here, before Spark starts. A
-        classic (non-Connect) session is required: featurization broadcasts the model
-        weights through the SparkContext.
+        precedence has it. Environments that set ``aws_region`` (emr, ec2) or
+        ``azure_region`` (azure) in their globals must name an EU region; otherwise the
+        run stops here, before Spark starts. A classic (non-Connect) session is required:
+        featurization broadcasts the model weights through the SparkContext.
         """
-        aws_region = context.config_loader["globals"].get("aws_region")
-        if aws_region is not None:
-            require_eu_region(aws_region)
+        cloud_globals = context.config_loader["globals"]
+        if cloud_globals.get("aws_region") is not None:
+            require_eu_region(cloud_globals["aws_region"])
+        if cloud_globals.get("azure_region") is not None:
+            require_eu_azure_region(cloud_globals["azure_region"])
+        _refuse_spark_connect()
         # Python workers run this interpreter unless the launcher chose one (spark-submit
         # on EMR sets PYSPARK_PYTHON); PySpark only reads that variable, not a Spark conf.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -53,8 +57,28 @@ class SparkHooks:
         for key, value in as_spark_settings(spark_settings).items():
             spark_conf.setIfMissing(key, value)
         spark = SparkSession.builder.appName(app_name).config(conf=spark_conf).getOrCreate()
+        _refuse_spark_connect(spark)
         spark.sparkContext.setLogLevel("WARN")
         _quiet_interrupt(spark.sparkContext)
+
+
+# Spark Connect (Databricks serverless and shared access mode, `SPARK_REMOTE`) has no
+# SparkContext: featurization broadcasts the weights through it.
+_CONNECT_VARIABLES = ("SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED")
+
+
+def _refuse_spark_connect(spark: Any = None) -> None:
+    """One line instead of a Py4J trace when the session is (or would be) Spark Connect."""
+    connect = any(name in os.environ for name in _CONNECT_VARIABLES) or (
+        spark is not None and type(spark).__module__.startswith("pyspark.sql.connect")
+    )
+    if connect:
+        raise FruitsInputError(
+            "this run needs a classic Spark session with a SparkContext (the backbone's "
+            "weights are broadcast through it), and this one is Spark Connect (Databricks "
+            "serverless or shared access mode, or SPARK_REMOTE set): run it on a classic cluster "
+            "in dedicated (single user) access mode, or unset SPARK_REMOTE."
+        )
 
 
 def _quiet_interrupt(spark_context: SparkContext) -> None:
