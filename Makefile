@@ -43,7 +43,7 @@ YARN_JARS := .jars/yarn/.fetched
 AZURE_JARS := .jars/azure/.fetched
 AZURITE := tools/azurite/node_modules/.bin/azurite-blob
 
-.PHONY: setup run serve test test-fast lint viz lock clean emr-deploy benchmark yarn-cluster
+.PHONY: setup run serve test test-fast lint viz lock clean emr-deploy benchmark yarn-cluster databricks-bundle
 setup: $(VENV)/.installed $(JARS) $(YARN_JARS) $(AZURE_JARS) $(AZURITE)
 
 $(AZURE_JARS): tools/azure/pom.xml
@@ -84,7 +84,7 @@ test: setup $(CHROMIUM) lint
 
 # Unit and node tests on small real data: no pipeline run, cluster, browser or notebook.
 test-fast: setup lint
-	$(BIN)/pytest -m "not (pipeline or emr or ec2 or yarn or browser or notebook)"
+	$(BIN)/pytest -m "not (pipeline or emr or ec2 or azure or yarn or browser or notebook)"
 
 lint: setup
 	$(BIN)/ruff check .
@@ -108,6 +108,11 @@ REGION ?= eu-west-3
 emr-deploy: setup
 	@test -n "$(BUCKET)" || { echo "usage: make emr-deploy BUCKET=<your EU bucket> [PREFIX=fruits] [REGION=eu-west-3]"; exit 2; }
 	$(BIN)/fruits-emr deploy --bucket $(BUCKET) --prefix $(PREFIX) --region $(REGION)
+
+# Regenerate databricks.yml, resources/fruits_job.yml and bootstrap/requirements-databricks.txt
+# from the pipelines and the lock (after changing either; a test fails while they are stale).
+databricks-bundle: setup
+	$(BIN)/python -m tools.databricks_bundle
 
 # Regenerate the lock files after changing pyproject.toml (needs `uv`).
 lock:

@@ -1,0 +1,130 @@
+"""The azure environment, rehearsed end to end against Azurite: `kedro run --env azure`.
+
+Raw images and weights uploaded to the emulator; every pipeline runs (ingestion to
+reporting); every output read back from the emulator equals a `--env local` run on the same
+images. What differs from Azure, and only that: the storage endpoint (Azurite, through WASB
+for Spark, see conftest), its well-known key, and the offline weights.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import unquote
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.azure.conftest import CONTAINER
+from tests.conftest import REPO, WEIGHTS_FILE, copy_real_images, run_project
+
+pytestmark = pytest.mark.azure
+
+PREFIX = "eu/fruits"
+CLASSES = ["Apple Braeburn", "Banana", "Kiwi", "Lemon", "Pear", "Strawberry"]
+PER_SPLIT = {"Training": 6, "Test": 2}
+KEDRO = str(Path(sys.executable).with_name("kedro"))
+
+
+@pytest.fixture(scope="module")
+def local_images(tmp_path_factory) -> Path:
+    raw = tmp_path_factory.mktemp("raw_images")
+    copy_real_images(raw, CLASSES, PER_SPLIT)
+    return raw
+
+
+@pytest.fixture(scope="module")
+def azure_run(azurite, local_images, tmp_path_factory):
+    storage = azurite.filesystem()
+    storage.put(str(local_images), f"{CONTAINER}/{PREFIX}/raw", recursive=True)
+    storage.put(str(WEIGHTS_FILE), f"{CONTAINER}/{PREFIX}/models/{WEIGHTS_FILE.name}")
+    root = azurite.root(PREFIX)
+    params = {
+        "data_root": f"{root}/data",
+        "raw_images_path": f"{root}/raw",
+        "weights_source": f"{root}/models/{WEIGHTS_FILE.name}",
+    }
+    spark_conf = azurite.spark_defaults(tmp_path_factory.mktemp("spark-conf"))
+    started = time.perf_counter()
+    result = subprocess.run(
+        [KEDRO, "run", "--env", "azure",
+         "--params", ",".join(f"{key}={value}" for key, value in params.items())],
+        cwd=REPO, capture_output=True, text=True, check=False, timeout=1200,
+        env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "SPARK_CONF_DIR": str(spark_conf),
+             "AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string},
+    )  # fmt: skip
+    print(f"kedro run --env azure against Azurite: {time.perf_counter() - started:.0f} s")  # noqa: T201
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    return result
+
+
+@pytest.fixture(scope="module")
+def local_run(local_images, tmp_path_factory, spark) -> Path:
+    data_root = tmp_path_factory.mktemp("local_data")
+    run_project(
+        raw_images_path=str(local_images), data_root=str(data_root),
+        weights_source=str(WEIGHTS_FILE),
+    )  # fmt: skip
+    return data_root
+
+
+def read_parquet(storage, relative: str) -> pd.DataFrame:
+    parts = storage.glob(f"{CONTAINER}/{PREFIX}/data/{relative}/part-*.parquet")
+    assert parts, relative
+    return pd.concat([pd.read_parquet(storage.open(part)) for part in parts], ignore_index=True)
+
+
+def by_image(table: pd.DataFrame, root: str) -> pd.DataFrame:
+    images = [unquote(uri.split(f"/{root}/", 1)[1]) for uri in table["path"]]
+    return table.assign(image=images).sort_values("image").reset_index(drop=True)
+
+
+def test_every_output_on_azure_storage_equals_a_local_run(
+    azure_run, azurite, local_run, local_images
+):
+    storage = azurite.filesystem()
+    for relative, column in [
+        ("04_feature/image_features.parquet", "features"),
+        ("05_model_input/pca_features.parquet", "pca_features"),
+    ]:
+        on_azure = by_image(read_parquet(storage, relative), "raw")
+        local = by_image(pd.read_parquet(local_run / relative), local_images.name)
+        assert len(on_azure) == len(local) == len(CLASSES) * sum(PER_SPLIT.values())
+        assert list(on_azure["image"]) == list(local["image"])
+        assert list(on_azure["label"]) == list(local["label"])
+        assert list(on_azure["split"]) == list(local["split"])
+        np.testing.assert_allclose(
+            np.stack(on_azure[column]), np.stack(local[column]), atol=1e-5, rtol=0
+        )
+    for report, keys in [
+        ("explained_variance.json", ("k", "n_images")),
+        ("classification_metrics.json", ("accuracy", "macro_f1", "n_test_images")),
+        ("featurization_report.json", ("image_files", "accepted", "rejected")),
+    ]:
+        on_azure = json.loads(storage.cat(f"{CONTAINER}/{PREFIX}/data/08_reporting/{report}"))
+        local = json.loads((local_run / "08_reporting" / report).read_text())
+        for key in keys:
+            assert on_azure[key] == pytest.approx(local[key], abs=1e-9), (report, key)
+
+
+def test_every_pipeline_wrote_to_azure_storage(azure_run, azurite):
+    written = set(azurite.filesystem().find(f"{CONTAINER}/{PREFIX}/data"))
+    for expected in [
+        "02_intermediate/images.parquet/_SUCCESS",
+        "02_intermediate/rejected_images.parquet/_SUCCESS",
+        "04_feature/image_features.parquet/_SUCCESS",
+        "05_model_input/pca_features.parquet/_SUCCESS",
+        "06_models/pca_model/metadata/_SUCCESS",
+        "06_models/fruit_classifier/metadata/_SUCCESS",
+        "06_models/backbone/backbone.json",
+        "06_models/model_manifest.json",
+        "08_reporting/scree_plot.png",
+        "08_reporting/confusion_matrix.png",
+        "08_reporting/sample_images.png",
+    ]:
+        assert f"{CONTAINER}/{PREFIX}/data/{expected}" in written, expected
