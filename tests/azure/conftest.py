@@ -3,8 +3,10 @@
 Azurite has no Data Lake (DFS) endpoint, so in the tests Spark reaches it through Hadoop's
 WASB driver (serving the abfss:// paths of the azure environment: `fs.abfss.impl`), with the
 emulator's well-known account and key, while the fsspec datasets use adlfs (the production
-path) through AZURE_STORAGE_CONNECTION_STRING. Azurite takes the account from the host name
-(`devstoreaccount1.blob.localhost`): the JVM resolves it through a hosts file of its own.
+path) through AZURE_STORAGE_CONNECTION_STRING. The paths name the account's production-style
+host without a port (`abfss://fruits@devstoreaccount1.blob.localhost/...`, as real ones have
+none: kedro-datasets drops a port from Spark paths), and the JVM reaches Azurite's port as
+its HTTP proxy; Azurite takes the account from that host name.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -40,7 +41,7 @@ class Azurite:
     @property
     def host(self) -> str:
         """The account's production-style host name, as the abfss:// paths carry it."""
-        return f"{ACCOUNT}.blob.localhost:{self.port}"
+        return f"{ACCOUNT}.blob.localhost"
 
     def root(self, prefix: str) -> str:
         return f"abfss://{CONTAINER}@{self.host}/{prefix}"
@@ -60,12 +61,11 @@ class Azurite:
     def spark_defaults(self, folder: Path) -> Path:
         """A SPARK_CONF_DIR whose spark-defaults.conf reaches this emulator (only that differs)."""
         folder.mkdir(parents=True, exist_ok=True)
-        hosts = folder / "hosts"
-        hosts.write_text(f"127.0.0.1 localhost {socket.gethostname()} {ACCOUNT}.blob.localhost\n")
         jars = ",".join(str(jar) for jar in sorted(AZURE_JARS.glob("*.jar")))
         (folder / "spark-defaults.conf").write_text(
             f"spark.jars {jars}\n"
-            f"spark.driver.extraJavaOptions -Djdk.net.hosts.file={hosts}\n"
+            "spark.driver.extraJavaOptions "
+            f"-Dhttp.proxyHost=127.0.0.1 -Dhttp.proxyPort={self.port}\n"
             "spark.hadoop.fs.abfss.impl org.apache.hadoop.fs.azure.NativeAzureFileSystem\n"
             f"spark.hadoop.fs.azure.account.key.{self.host} {ACCOUNT_KEY}\n"
         )
@@ -76,11 +76,11 @@ class Azurite:
 def azurite(tmp_path_factory) -> Iterator[Azurite]:
     assert AZURITE.exists(), f"{AZURITE} missing: run `make setup` (npm ci in tools/azurite)."
     assert list(AZURE_JARS.glob("hadoop-azure-*.jar")), "run `make setup` (hadoop-azure jars)"
-    workdir = tmp_path_factory.mktemp("azurite")
     process = subprocess.Popen(
         [str(AZURITE), "--blobHost", "127.0.0.1", "--blobPort", "0", "--inMemoryPersistence",
-         "--skipApiVersionCheck", "--loose", "--silent", "--location", str(workdir)],
+         "--skipApiVersionCheck", "--loose", "--silent"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        cwd=tmp_path_factory.mktemp("azurite"),  # its debug and lock files, if any
     )  # fmt: skip
     port, deadline, seen = None, time.monotonic() + 60, []
     while port is None:

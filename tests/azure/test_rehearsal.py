@@ -55,7 +55,9 @@ def azure_run(azurite, local_images, tmp_path_factory):
         [KEDRO, "run", "--env", "azure",
          "--params", ",".join(f"{key}={value}" for key, value in params.items())],
         cwd=REPO, capture_output=True, text=True, check=False, timeout=1200,
-        env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "SPARK_CONF_DIR": str(spark_conf),
+        # Not this process's own Spark gateway (PYSPARK_*): the run starts its own.
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("PYSPARK")},
+             "KEDRO_DISABLE_TELEMETRY": "true", "SPARK_CONF_DIR": str(spark_conf),
              "AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string},
     )  # fmt: skip
     print(f"kedro run --env azure against Azurite: {time.perf_counter() - started:.0f} s")  # noqa: T201
