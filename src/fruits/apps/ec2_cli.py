@@ -204,9 +204,10 @@ def _follow(arguments: argparse.Namespace, progress: Progress) -> None:
         s3, arguments.bucket, arguments.prefix, arguments.region
     )
     run_key = f"{arguments.prefix}/{ec2.RUNS_FOLDER}/{run_id}"
-    read = lambda name: ec2.read_run_file(  # noqa: E731
-        s3, arguments.bucket, f"{run_key}/{name}", arguments.region
-    )
+
+    def read(name: str) -> bytes | None:
+        return ec2.read_run_file(s3, arguments.bucket, f"{run_key}/{name}", arguments.region)
+
     if arguments.command == "logs":
         log = read("run.log")
         if log is None:
