@@ -18,16 +18,13 @@ from fruits.apps.aws import _client
 from fruits.apps.launch_cli import (
     LauncherParser,
     Progress,
-    bucket_arg,
+    add_place_arguments,
     check_aws_access,
     check_project,
-    prefix_arg,
-    region_arg,
     run_launcher,
     whole_number,
 )
 from fruits.errors import FruitsInputError
-from fruits.gdpr import DEFAULT_REGION
 
 NEEDED_FILES = (
     "pyproject.toml",
@@ -87,29 +84,7 @@ def _parser() -> argparse.ArgumentParser:
         "logs", help="print the log of a run (the latest by default)", epilog=_EPILOG
     )
     for command in (run, status, logs):
-        command.add_argument(
-            "--bucket",
-            required=True,
-            type=bucket_arg,
-            help="the S3 bucket, in the instance's EU region, for artifacts, inputs and results",
-        )
-        command.add_argument(
-            "--prefix",
-            default="fruits",
-            type=prefix_arg,
-            help="folder inside the bucket holding raw/, models/, data/, artifacts/ and logs/ "
-            "(default: %(default)s)",
-        )
-        command.add_argument(
-            "--region",
-            default=DEFAULT_REGION,
-            type=region_arg,
-            help="AWS region of the instance and the bucket; EU regions only (GDPR) "
-            "(default: %(default)s)",
-        )
-        command.add_argument(
-            "--verbose", action="store_true", help="show the traceback of an error"
-        )
+        add_place_arguments(command, "instance")
     for command in (status, logs):
         command.add_argument("--run-id", type=_run_id, help="the run (default: the latest)")
     run.add_argument(

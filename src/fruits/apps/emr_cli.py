@@ -17,16 +17,13 @@ from fruits.apps.aws import _client, aws_errors
 from fruits.apps.launch_cli import (
     LauncherParser,
     Progress,
-    bucket_arg,
+    add_place_arguments,
     check_aws_access,
     check_project,
-    prefix_arg,
-    region_arg,
     run_launcher,
     whole_number,
 )
 from fruits.errors import FruitsInputError
-from fruits.gdpr import DEFAULT_REGION
 
 
 def _cluster_id(text: str) -> str:
@@ -73,26 +70,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
     )
     for command in (deploy, submit):
-        command.add_argument(
-            "--bucket",
-            required=True,
-            type=bucket_arg,
-            help="the S3 bucket, in the cluster's EU region, for artifacts, inputs and results",
-        )
-        command.add_argument(
-            "--prefix",
-            default="fruits",
-            type=prefix_arg,
-            help="folder inside the bucket holding raw/, models/, data/, artifacts/ and logs/ "
-            "(default: %(default)s)",
-        )
-        command.add_argument(
-            "--region",
-            default=DEFAULT_REGION,
-            type=region_arg,
-            help="AWS region of the cluster and the bucket; EU regions only (GDPR) "
-            "(default: %(default)s)",
-        )
+        add_place_arguments(command, "cluster")
         command.add_argument(
             "--pipelines",
             help="comma-separated pipelines to run, e.g. ingestion,featurization (default: all)",
@@ -102,9 +80,6 @@ def _parser() -> argparse.ArgumentParser:
             type=Path,
             default=Path.cwd(),
             help="the project to package (default: the current folder)",
-        )
-        command.add_argument(
-            "--verbose", action="store_true", help="show the traceback of an error"
         )
     deploy.add_argument(
         "--instance-type",

@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 
 from fruits.apps.aws import _client, aws_errors
 from fruits.errors import INPUT_ERROR_EXIT_CODE, INTERRUPTED_EXIT_CODE, FruitsInputError
-from fruits.gdpr import RegionOutsideEUError, require_eu_region
+from fruits.gdpr import DEFAULT_REGION, RegionOutsideEUError, require_eu_region
 
 # S3 general purpose bucket naming rules:
 # https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html
@@ -116,6 +116,32 @@ class LauncherParser(argparse.ArgumentParser):
         # The launcher's own messages end with their fix; argparse's get a pointer to --help.
         hint = "" if message.endswith(".") else f" (see `{self.prog} --help`)"
         self.exit(INPUT_ERROR_EXIT_CODE, f"{self.prog}: {message}{hint}\n")
+
+
+def add_place_arguments(command: argparse.ArgumentParser, machine: str) -> None:
+    """``--bucket``, ``--prefix``, ``--region`` and ``--verbose`` of a launcher's command;
+    ``machine`` names what runs there ("cluster", "instance")."""
+    command.add_argument(
+        "--bucket",
+        required=True,
+        type=bucket_arg,
+        help=f"the S3 bucket, in the {machine}'s EU region, for artifacts, inputs and results",
+    )
+    command.add_argument(
+        "--prefix",
+        default="fruits",
+        type=prefix_arg,
+        help="folder inside the bucket holding raw/, models/, data/, artifacts/ and logs/ "
+        "(default: %(default)s)",
+    )
+    command.add_argument(
+        "--region",
+        default=DEFAULT_REGION,
+        type=region_arg,
+        help=f"AWS region of the {machine} and the bucket; EU regions only (GDPR) "
+        "(default: %(default)s)",
+    )
+    command.add_argument("--verbose", action="store_true", help="show the traceback of an error")
 
 
 def check_project(project: Path, needed: tuple[str, ...], pipelines: str | None) -> None:
