@@ -14,7 +14,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import unquote
 
 import numpy as np
 import pandas as pd
@@ -22,6 +21,7 @@ import pytest
 
 from tests.azure.conftest import CONTAINER
 from tests.conftest import REPO, WEIGHTS_FILE, copy_real_images, run_project
+from tests.helpers import by_image, read_parquet_folder
 
 pytestmark = pytest.mark.azure
 
@@ -76,14 +76,7 @@ def local_run(local_images, tmp_path_factory, spark) -> Path:
 
 
 def read_parquet(storage, relative: str) -> pd.DataFrame:
-    parts = storage.glob(f"{CONTAINER}/{PREFIX}/data/{relative}/part-*.parquet")
-    assert parts, relative
-    return pd.concat([pd.read_parquet(storage.open(part)) for part in parts], ignore_index=True)
-
-
-def by_image(table: pd.DataFrame, root: str) -> pd.DataFrame:
-    images = [unquote(uri.split(f"/{root}/", 1)[1]) for uri in table["path"]]
-    return table.assign(image=images).sort_values("image").reset_index(drop=True)
+    return read_parquet_folder(storage, f"{CONTAINER}/{PREFIX}/data/{relative}")
 
 
 def test_every_output_on_azure_storage_equals_a_local_run(

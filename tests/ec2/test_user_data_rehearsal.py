@@ -18,7 +18,6 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
-from urllib.parse import unquote
 
 import numpy as np
 import pandas as pd
@@ -27,6 +26,7 @@ import s3fs
 
 from fruits.apps import artifacts, ec2
 from tests.conftest import REPO, WEIGHTS_FILE, copy_project, copy_real_images, run_project
+from tests.helpers import by_image, read_parquet_folder
 
 pytestmark = pytest.mark.ec2
 
@@ -136,14 +136,7 @@ def s3_text(key: str) -> str:
 
 
 def read_s3_parquet(relative: str) -> pd.DataFrame:
-    s3 = s3fs.S3FileSystem()
-    parts = s3.glob(f"{BUCKET}/{PREFIX}/data/{relative}/part-*.parquet")
-    return pd.concat([pd.read_parquet(s3.open(part)) for part in parts], ignore_index=True)
-
-
-def by_image(table: pd.DataFrame, root: str) -> pd.DataFrame:
-    images = [unquote(uri.split(f"/{root}/", 1)[1]) for uri in table["path"]]
-    return table.assign(image=images).sort_values("image").reset_index(drop=True)
+    return read_parquet_folder(s3fs.S3FileSystem(), f"{BUCKET}/{PREFIX}/data/{relative}")
 
 
 def test_the_user_data_installs_runs_and_shuts_down(instance_run, spec, host):

@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import unquote
 
 import numpy as np
 import pandas as pd
@@ -18,6 +17,7 @@ import pytest
 import s3fs
 
 from tests.conftest import REPO, S3A_JARS, WEIGHTS_FILE, copy_project, copy_real_images, run_project
+from tests.helpers import by_image, read_parquet_folder
 
 pytestmark = pytest.mark.emr
 
@@ -25,11 +25,6 @@ BUCKET = "fruits-rehearsal"
 PREFIX = "eu/fruits"
 BIN = Path(sys.executable).parent
 CLASSES = ["Apple Braeburn", "Banana", "Kiwi", "Lemon", "Pear", "Strawberry"]
-
-
-def relative_image_key(uri: str, root: str) -> str:
-    """The image's path below its raw root folder ``root``, whatever the storage."""
-    return unquote(uri.split(f"/{root}/", 1)[1])
 
 
 @pytest.fixture(scope="module")
@@ -107,14 +102,7 @@ def local_run(local_images, tmp_path_factory, spark) -> Path:
 
 
 def read_s3_parquet(relative: str) -> pd.DataFrame:
-    s3 = s3fs.S3FileSystem()
-    parts = s3.glob(f"{BUCKET}/{PREFIX}/data/{relative}/part-*.parquet")
-    return pd.concat([pd.read_parquet(s3.open(part)) for part in parts], ignore_index=True)
-
-
-def by_image(table: pd.DataFrame, root: str) -> pd.DataFrame:
-    keyed = table.assign(image=[relative_image_key(uri, root) for uri in table["path"]])
-    return keyed.sort_values("image").reset_index(drop=True)
+    return read_parquet_folder(s3fs.S3FileSystem(), f"{BUCKET}/{PREFIX}/data/{relative}")
 
 
 def test_the_packaged_wheel_ran(emr_run):
