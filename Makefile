@@ -23,8 +23,12 @@ AWS_SDK_BUNDLE_VERSION := 1.12.262
 # Spark's cloud integration (the S3A committers' bindings) for Spark outside EMR writing to S3
 # (conf/ec2): the release of pyspark.
 SPARK_HADOOP_CLOUD := spark-hadoop-cloud_2.12-3.5.5
+# Delta Lake for Spark 3.5 (the tables of the images, the feature store and the features): the
+# release EMR 7.10 ships (3.3.0-amzn-2); pyproject.toml pins the same delta-spark for Python.
+DELTA_VERSION := 3.3.0
 JARS := .jars/hadoop-aws-$(HADOOP_AWS_VERSION).jar .jars/aws-java-sdk-bundle-$(AWS_SDK_BUNDLE_VERSION).jar \
-	.jars/$(SPARK_HADOOP_CLOUD).jar
+	.jars/$(SPARK_HADOOP_CLOUD).jar .jars/delta/delta-spark_2.12-$(DELTA_VERSION).jar \
+	.jars/delta/delta-storage-$(DELTA_VERSION).jar
 
 # Debian's Chromium, for the tests that open kedro-viz and the service's page in a real browser
 # (driven by Playwright).
@@ -64,6 +68,10 @@ $(YARN_JARS): tools/yarn/pom.xml
 	mvn -q -B dependency:copy -Dartifact=com.amazonaws:aws-java-sdk-bundle:$* -DoutputDirectory=.jars
 .jars/spark-hadoop-cloud_2.12-%.jar:
 	mvn -q -B dependency:copy -Dartifact=org.apache.spark:spark-hadoop-cloud_2.12:$* -DoutputDirectory=.jars
+.jars/delta/delta-spark_2.12-%.jar:
+	mvn -q -B dependency:copy -Dartifact=io.delta:delta-spark_2.12:$* -DoutputDirectory=.jars/delta
+.jars/delta/delta-storage-%.jar:
+	mvn -q -B dependency:copy -Dartifact=io.delta:delta-storage:$* -DoutputDirectory=.jars/delta
 
 $(VENV)/.installed: requirements-dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)

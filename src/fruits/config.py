@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 from typing import Any
 
 from kedro.config import OmegaConfigLoader
@@ -105,3 +106,18 @@ def memory_share(fraction: float) -> str:
 
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     return f"{int(total * float(fraction)) >> 20}m"
+
+
+def project_jars(folder: str) -> str:
+    """The jars `make setup` fetched into ``.jars/<folder>``, as ``spark.jars`` takes them.
+
+    Looked up under the working directory (a `kedro run` in the project), then under the
+    project this package is installed from (an editable install run from elsewhere).
+    """
+    for root in (Path.cwd(), Path(__file__).resolve().parents[2]):
+        jars = sorted((root / ".jars" / folder).glob("*.jar"))
+        if jars:
+            return ",".join(str(jar) for jar in jars)
+    raise FruitsInputError(
+        f"no jars in .jars/{folder}: run `make setup` in the project, which fetches them."
+    )

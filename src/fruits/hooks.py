@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -19,6 +20,7 @@ from pyspark.sql import SparkSession
 from fruits.errors import FruitsInputError
 from fruits.gdpr import require_eu_azure_region, require_eu_region
 from fruits.model_manifest import MODELS, ModelsMissingError, digests_on_storage
+from fruits.spark.delta import RUN_METADATA_KEY
 from fruits.spark.settings import as_spark_settings
 
 
@@ -56,10 +58,20 @@ class SparkHooks:
         spark_conf = SparkConf()
         for key, value in as_spark_settings(spark_settings).items():
             spark_conf.setIfMissing(key, value)
+        # Jars add up: the launcher's (S3A's, say) and the environment's (Delta's).
+        if jars := _joined_jars(spark_conf.get("spark.jars"), spark_settings):
+            spark_conf.set("spark.jars", jars)
         spark = SparkSession.builder.appName(app_name).config(conf=spark_conf).getOrCreate()
         _refuse_spark_connect(spark)
         spark.sparkContext.setLogLevel("WARN")
         _quiet_interrupt(spark.sparkContext)
+
+
+def _joined_jars(given: str | None, spark_settings: dict[str, Any]) -> str:
+    """``spark.jars`` of the launcher followed by those of ``spark.yml`` not already there."""
+    jars = [jar for jar in (given or "").split(",") if jar]
+    configured = str(spark_settings.get("spark.jars") or "")
+    return ",".join(jars + [jar for jar in configured.split(",") if jar and jar not in jars])
 
 
 # Spark Connect (Databricks serverless and shared access mode, `SPARK_REMOTE`) has no
@@ -97,6 +109,46 @@ def _quiet_interrupt(spark_context: SparkContext) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGINT, on_interrupt)
+
+
+class OneWriter:
+    """One run at a time per data root, and every Delta commit named after its run.
+
+    Before anything else of the run (the input checks may migrate a table), the run takes
+    the data root's lock (``run_lock``, ``fruits.datasets.RunLockDataset``): a second run
+    on the same root stops at once with one line. The lock is left when the run ends,
+    failed or not; a lock left by a killed run is taken over. The run's identity goes into
+    every Delta commit it makes (``userMetadata``), so ``table_versions`` finds them.
+    """
+
+    def __init__(self) -> None:
+        self._lock: Any = None
+
+    @hook_impl(tryfirst=True)
+    def before_pipeline_run(self, run_params: dict[str, Any], catalog: Any) -> None:
+        """Take the lock, then label the session's Delta commits with the run."""
+        run = f"kedro run {run_params.get('run_id') or run_params.get('session_id')}"
+        self._lock = catalog.get("run_lock")
+        if self._lock is not None:
+            self._lock.acquire(run)
+        spark = SparkSession.getActiveSession()
+        if spark is not None:
+            spark.conf.set(RUN_METADATA_KEY, json.dumps({"run": run}))
+
+    @hook_impl
+    def after_pipeline_run(self) -> None:
+        """Leave the lock."""
+        self._release()
+
+    @hook_impl
+    def on_pipeline_error(self) -> None:
+        """Leave the lock: the tables are whole (each commit is), the next run goes on."""
+        self._release()
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
 
 class InputChecks:

@@ -102,6 +102,7 @@ class ReductionParams(PipelineParams):
     variance_target: Annotated[float, Field(gt=0, le=1)]
     k: Annotated[int, Field(ge=1, le=FEATURE_DIM)] | None
     refit: RefitPolicy
+    refit_change_share: Annotated[float, Field(ge=0, le=1)]
 
     @property
     def settings(self) -> dict[str, Any]:

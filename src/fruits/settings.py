@@ -1,10 +1,18 @@
 """Project settings (see https://docs.kedro.org/ for the defaults)."""
 
-from fruits.config import ProjectConfigLoader, memory_share
-from fruits.hooks import InputChecks, ModelManifestHook, NodeTimer, RunSummary, SparkHooks
+from fruits.config import ProjectConfigLoader, memory_share, project_jars
+from fruits.hooks import (
+    InputChecks,
+    ModelManifestHook,
+    NodeTimer,
+    OneWriter,
+    RunSummary,
+    SparkHooks,
+)
 
-# Spark first: the input checks list the raw images with Spark.
-HOOKS = (SparkHooks(), InputChecks(), NodeTimer(), RunSummary(), ModelManifestHook())
+# Spark first: the input checks list the raw images with Spark. OneWriter's lock is taken
+# before the input checks run (tryfirst).
+HOOKS = (SparkHooks(), OneWriter(), InputChecks(), NodeTimer(), RunSummary(), ModelManifestHook())
 
 # Kedro's OmegaConfigLoader, refusing unknown run-time parameter names (fruits.config).
 CONFIG_LOADER_CLASS = ProjectConfigLoader
@@ -20,6 +28,7 @@ CONFIG_LOADER_ARGS = {
     # Shared folders read after conf/base, before the environment's own: conf/cloud (the layout
     # under one storage root), conf/aws (S3 root, EU region, encryption).
     "layers": {"emr": ["cloud", "aws"], "ec2": ["cloud", "aws"], "azure": ["cloud"]},
-    # ${memory_share:0.5}: half of this machine's memory (conf/ec2/spark.yml).
-    "custom_resolvers": {"memory_share": memory_share},
+    # ${memory_share:0.5}: half of this machine's memory (conf/ec2/spark.yml);
+    # ${project_jars:delta}: the jars `make setup` put in .jars/delta (conf/local/spark.yml).
+    "custom_resolvers": {"memory_share": memory_share, "project_jars": project_jars},
 }

@@ -1,17 +1,21 @@
 """Datasets for the kinds of I/O that kedro-datasets does not cover."""
 
 from fruits.datasets.backbone_weights import BackboneWeightsDataset
+from fruits.datasets.delta_table import DeltaMergeDataset
+from fruits.datasets.delta_versions import DeltaVersionsDataset
 from fruits.datasets.image_files import ImageFilesDataset
 from fruits.datasets.portable_backbone import PortableBackboneDataset
 from fruits.datasets.previous_output import PreviousOutputDataset
+from fruits.datasets.run_lock import RunLockDataset
 from fruits.datasets.spark_ml_model import SparkMLModelDataset
-from fruits.datasets.spark_snapshot import SparkSnapshotDataset
 
 __all__ = [
     "BackboneWeightsDataset",
+    "DeltaMergeDataset",
+    "DeltaVersionsDataset",
     "ImageFilesDataset",
     "PortableBackboneDataset",
     "PreviousOutputDataset",
+    "RunLockDataset",
     "SparkMLModelDataset",
-    "SparkSnapshotDataset",
 ]

@@ -9,21 +9,22 @@ from typing import Any
 from kedro.io import AbstractDataset, DatasetError
 from kedro_datasets.spark import SparkDatasetV2
 from pyspark.errors import AnalysisException
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from fruits.datasets.filesystems import answered_within, spark_uri
 from fruits.datasets.local_files import unusable_files
 from fruits.errors import FruitsInputError
-from fruits.spark.listing import listed_file_count, with_empty_files
+from fruits.spark.listing import RawFiles, listed_file_count
 
 logger = logging.getLogger(__name__)
 
 
-class ImageFilesDataset(AbstractDataset[None, DataFrame]):
-    """Image files read by Spark's ``binaryFile`` source: ``path`` and ``content``.
+class ImageFilesDataset(AbstractDataset[None, RawFiles]):
+    """Image files under a folder, through Spark's ``binaryFile`` source: listed, then read.
 
-    Every file the source lists is a row, zero-byte ones included (Spark's scan skips
+    ``load`` lists; bytes are read only for the files asked for (``RawFiles``). Every
+    file the source lists is an input, zero-byte ones included (Spark's scan skips
     them; they are inputs to report, not to lose). ``load_args`` go to the source
     (``recursiveFileLookup``, ``pathGlobFilter`` naming the image suffixes...). Works for
     any path Spark reads: local, ``s3a://``, ``abfss://``, ``hdfs://``.
@@ -52,22 +53,18 @@ class ImageFilesDataset(AbstractDataset[None, DataFrame]):
         )
         self.metadata = metadata
 
-    def load(self) -> DataFrame:
-        """``path`` (a Hadoop path, nothing percent-encoded) and ``content`` of every file.
+    def load(self) -> RawFiles:
+        """The files under the folder: their listing, and their bytes on demand.
 
-        In a local folder, a symbolic link to nothing is a row too, without bytes: Spark's
-        listing drops it, but it is an input the user meant (rejected and counted later).
+        ``path`` is a Hadoop path (nothing percent-encoded). In a local folder, a symbolic
+        link to nothing is an input too, without bytes: Spark's listing drops it, but it is
+        a file the user meant (rejected and counted later).
         """
-        files = with_empty_files(self._files.load())
+        files = self._files.load()
         if "://" in self._filepath:
-            return files
+            return RawFiles(files)
         _, dangling = unusable_files(Path(self._filepath), self._load_args.get("pathGlobFilter"))
-        if not dangling:
-            return files
-        links = files.sparkSession.createDataFrame(
-            [(f"file:{link}", bytearray()) for link in dangling], files.schema
-        )
-        return files.unionByName(links)
+        return RawFiles(files, tuple(f"file:{link}" for link in dangling))
 
     def verify(self) -> None:
         """Fail now, with one line, if the folder is missing, holds no image file, or

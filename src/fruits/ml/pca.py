@@ -22,7 +22,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from fruits.errors import FruitsInputError
-from fruits.ml.refit import frame_digest
+from fruits.spark import delta
 
 # Column names of the PCA model's input and output, for users applying it to new images.
 FEATURE_VECTOR = "feature_vector"
@@ -218,21 +218,59 @@ def fit_pca(
     return pca_model, explained_variance
 
 
-def pca_input_digest(image_features: DataFrame) -> str:
-    """An order-independent digest of the PCA's input: every (path, features) row."""
-    return frame_digest(image_features, ["path", "features"])
+def rows_changed(image_features: DataFrame, previous_pca_features: DataFrame) -> int:
+    """Image rows added, changed (new bytes, backbone) or removed since the last projection.
+
+    Only keys are compared: ``path``, ``content_hash`` and ``backbone``.
+    """
+    identity = ["path", "content_hash", "backbone"]
+    current = image_features.select(*identity)
+    projected = previous_pca_features.select(*identity)
+    added = current.join(projected, identity, "left_anti").count()
+    removed = projected.join(current, identity, "left_anti").count()
+    return added + removed
 
 
-def project_features(image_features: DataFrame, pca_model: PipelineModel) -> DataFrame:
-    """Project every image's features on the first k principal components.
+def project_features(
+    image_features: DataFrame,
+    pca_model: PipelineModel,
+    fit: str,
+    previous_pca_features: DataFrame | None,
+) -> delta.TableChanges:
+    """The changes of ``pca_features``: images projected on the first k components.
+
+    With the same fit as the rows already there (``fit``, recorded in each row's
+    ``pca_fit``), only images not yet projected are; with another fit, every image is.
+    Nothing is computed when the features and the fit are those of the last projection.
 
     Returns:
-        ``path``, ``label``, ``split`` and ``pca_features`` (array of k floats).
+        Changes keyed by ``path``: rows ``path``, ``label``, ``split``, ``content_hash``,
+        ``backbone``, ``pca_features`` (k floats), ``pca_fit``.
     """
-    projected = pca_model.transform(to_feature_vectors(image_features))
-    return projected.select(
-        "path",
-        "label",
-        "split",
-        vector_to_array(F.col(PCA_VECTOR), "float32").alias("pca_features"),
-    )
+    identity = ["path", "content_hash", "backbone"]
+
+    def rows() -> DataFrame:
+        to_project = image_features
+        if previous_pca_features is not None:
+            same_fit = previous_pca_features.where(F.col("pca_fit") == fit).select(*identity)
+            to_project = image_features.join(same_fit, identity, "left_anti")
+        projected = delta.upserts(
+            pca_model.transform(to_feature_vectors(to_project)).select(
+                "path",
+                "label",
+                "split",
+                "content_hash",
+                "backbone",
+                vector_to_array(F.col(PCA_VECTOR), "float32").alias("pca_features"),
+                F.lit(fit).alias("pca_fit"),
+            )
+        )
+        if previous_pca_features is None:
+            return projected
+        gone = previous_pca_features.select("path").join(
+            image_features.select("path"), "path", "left_anti"
+        )
+        return projected.unionByName(delta.deletes(gone, projected))
+
+    sources = {"image_features": delta.table_digest(image_features), "pca_fit": fit}
+    return delta.TableChanges(rows=rows, sources=sources)

@@ -15,6 +15,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, FloatType, StringType, StructField, StructType
 
 from fruits.params import FeaturizationParams
+from fruits.spark import delta
 from fruits.spark.embedding import featurize_images
 from fruits.vision.backbone import PortableBackbone
 
@@ -36,47 +37,48 @@ def update(
     previous_image_feature_store: DataFrame | None,
     backbone: PortableBackbone,
     settings: FeaturizationParams,
-) -> tuple[DataFrame, dict[str, int]]:
-    """The feature store for the current images, running the CNN on new contents only.
+) -> delta.TableChanges:
+    """The feature store's changes for the current images, the CNN run on new contents only.
 
     Contents are identified by SHA-256: the same bytes under two paths are embedded
     once, and an image's features are reused while the backbone's fingerprint
     (weights, input size, runtime, preprocessing) is unchanged. Contents no longer
-    among the images are dropped, so the store holds exactly the current contents.
+    among the images are deleted, so the store holds exactly the current contents.
+    Nothing is computed when the image table and the backbone are those the store was
+    last derived from.
 
     Returns:
-        The new store (saved as a new snapshot) and what it kept from the previous
-        one: ``reused`` (contents cached under this backbone), ``removed`` (gone from
-        the raw images) and ``invalidated`` (cached under another backbone). Every
-        other row of the store is new: ``summarize`` counts them in the
-        saved store.
+        The changes, keyed by ``content_hash``: upserts of new features (contents new, or
+        cached under another backbone), deletes of contents gone.
     """
+    sources = {"images": delta.table_digest(images), "backbone": backbone.fingerprint}
 
-    def _featurize(contents: DataFrame, count: int) -> DataFrame:
-        return featurize_images(contents, backbone, settings, count)
+    def rows() -> DataFrame:
+        contents = images.select("content_hash", "content")
+        if previous_image_feature_store is None:  # a first run: nothing to join or to count
+            files = images.count()  # bounds the distinct contents; from Delta's statistics
+            logger.info("Feature store: first run, CNN on the contents of %d image files.", files)
+            distinct = contents.dropDuplicates(["content_hash"])
+            return delta.upserts(featurize_images(distinct, backbone, settings, max(files, 1)))
+        new, kept = _store_changes(images, previous_image_feature_store, backbone.fingerprint)
+        logger.info(
+            "Feature store: CNN on %d new image contents, %d reused, %d removed, %d invalidated.",
+            new, kept["reused"], kept["removed"], kept["invalidated"],
+        )  # fmt: skip
+        cached = previous_image_feature_store.where(F.col("backbone") == backbone.fingerprint)
+        new_contents = contents.join(cached.select("content_hash"), "content_hash", "left_anti")
+        distinct_new = new_contents.dropDuplicates(["content_hash"])
+        featurized = delta.upserts(
+            featurize_images(distinct_new, backbone, settings, new)
+            if new
+            else images.sparkSession.createDataFrame([], FEATURE_STORE_SCHEMA)
+        )
+        gone = previous_image_feature_store.select("content_hash").join(
+            images.select("content_hash"), "content_hash", "left_anti"
+        )
+        return featurized.unionByName(delta.deletes(gone, featurized))
 
-    contents = images.select("content_hash", "content")
-    if previous_image_feature_store is None:  # a first run: nothing to join or to count
-        kept = {"reused": 0, "removed": 0, "invalidated": 0}
-        # The image files bound the distinct contents; from Parquet, a footer count.
-        files = images.count()
-        logger.info("Feature store: first run, CNN on the contents of %d image files.", files)
-        if files == 0:
-            return images.sparkSession.createDataFrame([], FEATURE_STORE_SCHEMA), kept
-        return _featurize(contents.dropDuplicates(["content_hash"]), files), kept
-    new, kept = _store_changes(images, previous_image_feature_store, backbone.fingerprint)
-    logger.info(
-        "Feature store: CNN on %d new image contents, %d reused, %d removed, %d invalidated.",
-        new, kept["reused"], kept["removed"], kept["invalidated"],
-    )  # fmt: skip
-    reused = previous_image_feature_store.where(F.col("backbone") == backbone.fingerprint).join(
-        images.select("content_hash").distinct(), "content_hash", "left_semi"
-    )
-    if new == 0:
-        return reused, kept
-    new_contents = contents.join(reused.select("content_hash"), "content_hash", "left_anti")
-    new_contents = new_contents.dropDuplicates(["content_hash"])
-    return reused.unionByName(_featurize(new_contents, new)), kept
+    return delta.TableChanges(rows=rows, sources=sources)
 
 
 def _store_changes(
@@ -105,56 +107,100 @@ def _store_changes(
 
 
 def publish(
-    images: DataFrame, image_feature_store: DataFrame, backbone: PortableBackbone
-) -> tuple[DataFrame, DataFrame]:
+    images: DataFrame,
+    image_feature_store: DataFrame,
+    previous_image_features: DataFrame | None,
+    previous_rejected_images: DataFrame | None,
+    backbone: PortableBackbone,
+) -> tuple[delta.TableChanges, delta.TableChanges]:
     """One row per image file: its features, or its path in the rejected table.
 
-    Every file of ``images`` lands in exactly one of the two outputs.
+    Every file of ``images`` lands in exactly one of the two tables. Both are kept from
+    run to run: their changes are the rows of files new, changed, re-featurized, gone or
+    moved between the two; nothing is computed when the image table, the store and the
+    backbone are those they were last derived from.
 
     Returns:
-        ``image_features`` (``path``, ``label``, ``split``, ``content_hash``,
-        ``features``) and ``rejected_images`` (``path``, ``label``, ``split``,
-        ``content_hash``, ``reason``).
+        The changes of ``image_features`` (rows: ``path``, ``label``, ``split``,
+        ``content_hash``, ``backbone``, ``features``) and of ``rejected_images`` (``path``,
+        ``label``, ``split``, ``content_hash``, ``backbone``, ``reason``), keyed by ``path``.
     """
-    store = image_feature_store.where(F.col("backbone") == backbone.fingerprint).select(
-        "content_hash", "features", "rejection"
+    sources = {
+        "images": delta.table_digest(images),
+        "image_feature_store": delta.table_digest(image_feature_store),
+        "backbone": backbone.fingerprint,
+    }
+
+    def per_file() -> DataFrame:
+        store = image_feature_store.where(F.col("backbone") == backbone.fingerprint)
+        return images.select("path", "label", "split", "content_hash").join(
+            store.select("content_hash", "backbone", "features", "rejection"),
+            "content_hash",
+            "left",
+        )
+
+    def features() -> DataFrame:
+        accepted = per_file().where(F.col("features").isNotNull())
+        return _changes(
+            accepted.select("path", "label", "split", "content_hash", "backbone", "features"),
+            previous_image_features,
+        )
+
+    def rejected() -> DataFrame:
+        refused = per_file().where(F.col("features").isNull())
+        return _changes(
+            refused.select(
+                "path",
+                "label",
+                "split",
+                "content_hash",
+                F.lit(backbone.fingerprint).alias("backbone"),
+                # Not in the store at all cannot happen; if it did, the file is still counted.
+                F.coalesce("rejection", F.lit("not featurized")).alias("reason"),
+            ),
+            previous_rejected_images,
+        )
+
+    return (
+        delta.TableChanges(rows=features, sources=sources),
+        delta.TableChanges(rows=rejected, sources=sources),
     )
-    per_file = images.select("path", "label", "split", "content_hash").join(
-        store, "content_hash", "left"
-    )
-    image_features = per_file.where(F.col("features").isNotNull()).select(
-        "path", "label", "split", "content_hash", "features"
-    )
-    rejected_images = per_file.where(F.col("features").isNull()).select(
-        "path",
-        "label",
-        "split",
-        "content_hash",
-        # Not in the store at all cannot happen; if it ever did, the file is still counted.
-        F.coalesce("rejection", F.lit("not featurized")).alias("reason"),
-    )
-    return image_features, rejected_images
 
 
-def summarize(
+def _changes(current: DataFrame, previous: DataFrame | None) -> DataFrame:
+    """Rows of ``current`` not in ``previous`` (same path, bytes and backbone), and deletes of
+    the paths of ``previous`` no longer in ``current``. Only keys are compared."""
+    if previous is None:
+        return delta.upserts(current)
+    row_identity = ["path", "content_hash", "backbone"]
+    new_rows = current.join(previous.select(*row_identity), row_identity, "left_anti")
+    gone = previous.select("path").join(current.select("path"), "path", "left_anti")
+    changed = delta.upserts(new_rows)
+    return changed.unionByName(delta.deletes(gone, changed))
+
+
+def summarize(  # noqa: PLR0913, PLR0917 - the run's tables and their changes
     images: DataFrame,
     image_features: DataFrame,
     rejected_images: DataFrame,
     image_feature_store: DataFrame,
-    feature_store_changes: dict[str, int],
+    image_table_changes: dict[str, Any],
+    table_versions: dict[str, Any],
 ) -> dict[str, Any]:
-    """What this run did: files accepted and rejected, contents new, reused and removed.
+    """What this run did: files read, accepted and rejected, contents new, reused and removed,
+    and the Delta table versions it read and wrote.
 
-    The saved store holds each current content once: the ones not reused are new.
+    The store's changes come from the run's own commits (Delta's operation metrics):
+    inserted rows are new contents, updated ones contents featurized again under a new
+    backbone, deleted ones contents gone; the others were reused.
 
     Raises:
         RuntimeError: If accepted + rejected differs from the number of image files
             (an internal error: no file may be lost or counted twice).
     """
-    # Counts of Parquet tables come from their footers; only the rejected (few) are grouped.
+    # Counts of Delta tables come from their statistics; only the rejected (few) are grouped.
     files, accepted = images.count(), image_features.count()
     distinct_contents = image_feature_store.count()
-    new = distinct_contents - feature_store_changes["reused"]
     reason_counts = (
         rejected_images.groupBy("reason").count().orderBy(F.desc("count"), "reason").take(20)
     )
@@ -163,20 +209,27 @@ def summarize(
         raise RuntimeError(
             f"{files} image files but {accepted} accepted + {rejected} rejected: please report."
         )
-    reasons = {row["reason"]: row["count"] for row in reason_counts}
+    store = table_versions["image_feature_store"]
+    contents = {
+        "new": store["inserted"],
+        "reused": distinct_contents - store["inserted"] - store["updated"],
+        "removed": store["deleted"],
+        "invalidated": store["updated"],
+    }
     report = {
         "image_files": files,
+        **image_table_changes,
         "accepted": accepted,
         "rejected": rejected,
         "distinct_contents": distinct_contents,
-        "contents_new": new,
-        **{f"contents_{key}": value for key, value in feature_store_changes.items()},
-        "rejection_reasons": reasons,
+        **{f"contents_{key}": value for key, value in contents.items()},
+        "rejection_reasons": {row["reason"]: row["count"] for row in reason_counts},
+        "tables": table_versions,
     }
     logger.info(
-        "Featurization: %d image files, %d accepted, %d rejected; CNN ran on %d new contents, "
-        "%d reused, %d removed.",
-        files, accepted, rejected, new, feature_store_changes["reused"],
-        feature_store_changes["removed"],
+        "Featurization: %d image files (%d read, %d bytes), %d accepted, %d rejected; CNN ran "
+        "on %d new contents, %d reused, %d removed.",
+        files, image_table_changes["files_read"], image_table_changes["raw_bytes_read"],
+        accepted, rejected, contents["new"], contents["reused"], contents["removed"],
     )  # fmt: skip
     return report

@@ -9,36 +9,47 @@ from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame
 
 from fruits.ml import classifier
-from fruits.ml.refit import frame_digest, reuses_previous
+from fruits.ml.refit import reuses_previous
 from fruits.params import ClassificationParams
+from fruits.spark.delta import table_digest
 
 logger = logging.getLogger(__name__)
 
 
 def train_or_reuse_classifier(
     pca_features: DataFrame,
+    explained_variance: dict[str, Any],
     params: ClassificationParams,
     previous_fruit_classifier: PipelineModel | None,
     previous_classifier_training: dict[str, Any] | None,
 ) -> tuple[PipelineModel, dict[str, Any]]:
-    """Train the classifier, unless the last run's had the same input and settings.
+    """Train the classifier, unless the last run's was trained in the same PCA space.
 
-    With ``refit: on_change``, unchanged ``pca_features`` (digest of path, label, split
-    and values) and settings reuse the previous model and its training record: a re-run
-    leaves every output identical (Spark's optimizer sums partial gradients in
-    task-completion order, so a refit differs in the last bits). ``always`` retrains.
+    With ``refit: on_change``, the same settings and the same PCA fit (the reduction's
+    ``fit``: the space the features live in) reuse the previous model and its training
+    record: the classifier follows the PCA's refit policy, so new images are scored by
+    the current model until enough have arrived for the PCA to be refit, and a re-run
+    leaves every output identical. ``always`` retrains.
 
     Returns:
         ``fruit_classifier`` and ``classifier_training`` (the chosen regularization,
-        validation accuracies, input digest and settings).
+        validation accuracies, the PCA fit it was trained in, its input and settings).
     """
-    digest = frame_digest(pca_features, ["path", "label", "split", "pca_features"])
-    previous = previous_classifier_training
-    if reuses_previous(params.refit, previous_fruit_classifier, previous, digest, params.settings):
-        logger.info("Classifier input and settings unchanged: the previous model is reused.")
-        return previous_fruit_classifier, previous_classifier_training
+    fit = explained_variance["fit"]
+    previous = previous_classifier_training or {}
+    if (
+        reuses_previous(params.refit, previous_fruit_classifier, previous, params.settings)
+        and previous.get("pca_fit") == fit
+    ):
+        logger.info("Classifier settings and PCA fit unchanged: the previous model is reused.")
+        return previous_fruit_classifier, previous
     model, report = classifier.train_classifier(pca_features, params)
-    return model, {**report, "settings": params.settings, "input_digest": digest}
+    return model, {
+        **report,
+        "settings": params.settings,
+        "pca_fit": fit,
+        "input_digest": table_digest(pca_features),
+    }
 
 
 def evaluate_classifier(

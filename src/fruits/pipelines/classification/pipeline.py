@@ -13,6 +13,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 func=train_or_reuse_classifier,
                 inputs=[
                     "pca_features",
+                    "explained_variance",
                     "params:classification",
                     "previous_fruit_classifier",
                     "previous_classifier_training",

@@ -13,6 +13,7 @@ from pyspark.sql import DataFrame
 
 from fruits.params import FeaturizationParams
 from fruits.spark import feature_store
+from fruits.spark.delta import TableChanges
 from fruits.vision.backbone import PortableBackbone, export_backbone
 
 
@@ -35,31 +36,43 @@ def update_feature_store(
     previous_image_feature_store: DataFrame | None,
     exported_backbone: PortableBackbone,
     params: FeaturizationParams,
-) -> tuple[DataFrame, dict[str, int]]:
-    """The store for the current images, the CNN run on contents not seen before.
-
-    Returns:
-        The new store (saved as a new snapshot) and its ``reused``, ``removed`` and
-        ``invalidated`` counts against the previous one.
-    """
+) -> TableChanges:
+    """The store's changes for the current images, the CNN run on contents not seen before."""
     return feature_store.update(images, previous_image_feature_store, exported_backbone, params)
 
 
 def publish_features(
-    images: DataFrame, image_feature_store: DataFrame, exported_backbone: PortableBackbone
-) -> tuple[DataFrame, DataFrame]:
-    """One row per image file: ``image_features``, or ``rejected_images`` with a reason."""
-    return feature_store.publish(images, image_feature_store, exported_backbone)
+    images: DataFrame,
+    image_feature_store: DataFrame,
+    previous_image_features: DataFrame | None,
+    previous_rejected_images: DataFrame | None,
+    exported_backbone: PortableBackbone,
+) -> tuple[TableChanges, TableChanges]:
+    """One row per image file: in ``image_features``, or in ``rejected_images`` with a reason."""
+    return feature_store.publish(
+        images,
+        image_feature_store,
+        previous_image_features,
+        previous_rejected_images,
+        exported_backbone,
+    )
 
 
-def summarize_featurization(
+def summarize_featurization(  # noqa: PLR0913, PLR0917 - the tables and their changes
     images: DataFrame,
     image_features: DataFrame,
     rejected_images: DataFrame,
     image_feature_store: DataFrame,
-    feature_store_changes: dict[str, int],
+    image_table_changes: dict[str, Any],
+    table_versions: dict[str, Any],
 ) -> dict[str, Any]:
-    """Files accepted and rejected (with reasons), contents new, reused and removed."""
+    """Files read, accepted and rejected (with reasons), contents new, reused and removed,
+    and the table versions the run read and wrote."""
     return feature_store.summarize(
-        images, image_features, rejected_images, image_feature_store, feature_store_changes
+        images,
+        image_features,
+        rejected_images,
+        image_feature_store,
+        image_table_changes,
+        table_versions,
     )

@@ -1,8 +1,8 @@
 """Featurization pipeline.
 
 backbone_weights (+ previous_exported_backbone) -> exported_backbone; images +
-previous_image_feature_store -> image_feature_store (CNN on new contents only) ->
-image_features, rejected_images -> featurization_report.
+previous_image_feature_store -> image_feature_store (CNN on new contents only, merged) ->
+image_features (merged), rejected_images -> featurization_report (+ table_versions).
 """
 
 from kedro.pipeline import Node, Pipeline
@@ -33,12 +33,18 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "exported_backbone",
                     "params:featurization",
                 ],
-                outputs=["image_feature_store", "feature_store_changes"],
+                outputs="image_feature_store",
                 name="update_feature_store",
             ),
             Node(
                 func=publish_features,
-                inputs=["images", "image_feature_store", "exported_backbone"],
+                inputs=[
+                    "images",
+                    "image_feature_store",
+                    "previous_image_features",
+                    "previous_rejected_images",
+                    "exported_backbone",
+                ],
                 outputs=["image_features", "rejected_images"],
                 name="publish_features",
             ),
@@ -49,7 +55,8 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "image_features",
                     "rejected_images",
                     "image_feature_store",
-                    "feature_store_changes",
+                    "image_table_changes",
+                    "table_versions",
                 ],
                 outputs="featurization_report",
                 name="summarize_featurization",

@@ -1,19 +1,19 @@
-"""Ingestion pipeline: ``raw_images`` (files) -> ``images`` (Parquet)."""
+"""Ingestion pipeline: ``raw_images`` (files) -> ``images`` (a Delta table, merged)."""
 
 from kedro.pipeline import Node, Pipeline
 
-from fruits.pipelines.ingestion.nodes import build_image_table
+from fruits.pipelines.ingestion.nodes import update_image_table
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """Read every image file once and store it with its label, split and hash."""
+    """Read the new and changed image files once; the table keeps the rest."""
     return Pipeline(
         [
             Node(
-                func=build_image_table,
-                inputs=["raw_images", "params:ingestion"],
-                outputs="images",
-                name="build_image_table",
+                func=update_image_table,
+                inputs=["raw_images", "previous_images", "params:ingestion"],
+                outputs=["images", "image_table_changes"],
+                name="update_image_table",
             ),
         ]
     )

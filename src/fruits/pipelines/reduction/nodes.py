@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any
 
 from pyspark.ml import PipelineModel
@@ -11,6 +12,7 @@ from pyspark.sql import DataFrame
 from fruits.ml import pca
 from fruits.ml.refit import reuses_previous
 from fruits.params import ReductionParams
+from fruits.spark.delta import TableChanges, table_digest
 
 logger = logging.getLogger(__name__)
 
@@ -20,29 +22,63 @@ def fit_or_reuse_pca(
     params: ReductionParams,
     previous_pca_model: PipelineModel | None,
     previous_explained_variance: dict[str, Any] | None,
+    previous_pca_features: DataFrame | None,
 ) -> tuple[PipelineModel, dict[str, Any]]:
-    """Fit the PCA, unless the last run's was fitted on the same input and settings.
+    """Fit the PCA, unless the last run's still fits the images as ``refit`` says.
 
-    With ``refit: on_change`` an unchanged input (same digest of paths and features)
-    and unchanged settings reuse the previous model and report, so a re-run leaves
-    every output identical: a refit would differ in the last bits, because Spark adds
-    the distributed partial sums in the order the tasks finish. ``always`` refits.
+    ``on_change`` keeps the previous model (and its report) when the settings are the same
+    and the images changed since its fit (rows added, replaced or removed, counted run
+    after run) are at most ``refit_change_share`` of those it was fitted on: new images are
+    then projected on it, and the table of features is not rewritten. Unchanged features
+    are seen from the table's version alone, without reading it. ``always`` refits.
 
     Returns:
         ``pca_model`` (input ``feature_vector``, output ``pca_vector``) and the
-        ``explained_variance`` report, which records the input digest and settings.
+        ``explained_variance`` report: the fit's figures, ``fit`` (its identity, in every
+        projected row), ``fitted_rows``, ``changed_since_fit``, ``input_digest``, settings.
     """
-    digest = pca.pca_input_digest(image_features)
-    previous = previous_explained_variance
-    if reuses_previous(params.refit, previous_pca_model, previous, digest, params.settings):
-        logger.info("PCA input and settings unchanged: the previous model is reused.")
-        return previous_pca_model, previous_explained_variance
+    digest = table_digest(image_features)
+    previous = previous_explained_variance or {}
+    if reuses_previous(params.refit, previous_pca_model, previous, params.settings):
+        if previous.get("input_digest") == digest:
+            logger.info("PCA input and settings unchanged: the previous model is reused.")
+            return previous_pca_model, previous
+        changed = previous.get("changed_since_fit", 0) + (
+            pca.rows_changed(image_features, previous_pca_features)
+            if previous_pca_features is not None
+            else previous.get("fitted_rows", 0)
+        )
+        if changed <= params.refit_change_share * previous.get("fitted_rows", 0):
+            logger.info(
+                "PCA reused: %d image rows changed since its fit on %d (refit above %.0f%%).",
+                changed, previous["fitted_rows"], 100 * params.refit_change_share,
+            )  # fmt: skip
+            return previous_pca_model, {
+                **previous,
+                "changed_since_fit": changed,
+                "input_digest": digest,
+            }
     pca_model, explained_variance = pca.fit_pca(
         image_features, params.standardize, params.variance_target, params.k
     )
-    return pca_model, {**explained_variance, "settings": params.settings, "input_digest": digest}
+    return pca_model, {
+        **explained_variance,
+        "fit": uuid.uuid4().hex,
+        "fitted_rows": explained_variance["n_images"],
+        "changed_since_fit": 0,
+        "settings": params.settings,
+        "input_digest": digest,
+    }
 
 
-def project_features(image_features: DataFrame, pca_model: PipelineModel) -> DataFrame:
-    """``path``, ``label``, ``split`` and ``pca_features`` (k floats) of every image."""
-    return pca.project_features(image_features, pca_model)
+def project_features(
+    image_features: DataFrame,
+    pca_model: PipelineModel,
+    explained_variance: dict[str, Any],
+    previous_pca_features: DataFrame | None,
+) -> TableChanges:
+    """The changes of ``pca_features``: every image on the first k components, or only the
+    new ones when the PCA fit is the one the table was projected with."""
+    return pca.project_features(
+        image_features, pca_model, explained_variance["fit"], previous_pca_features
+    )

@@ -1,0 +1,250 @@
+"""Delta Lake tables updated in place: keyed changes applied with one ``MERGE``.
+
+A table that follows the raw images (the image table, the feature store, the features) is
+never rewritten whole: a run describes its changes (``TableChanges``), one row per key
+marked ``upsert`` (insert or replace the row) or ``delete``, and ``apply_changes`` merges
+them in one commit; no change, no commit.
+
+Each commit records, in Delta's ``userMetadata``, the run that made it and the identity
+of the inputs the table was derived from (``sources``: digests of the input tables'
+versions, the backbone...). A run whose inputs are those the table was last derived
+from has nothing to do there: its changes are not even computed. So a re-run with
+nothing new costs a comparison of identities per table, not a pass over the rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from delta.tables import DeltaTable
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+logger = logging.getLogger(__name__)
+
+# The changes column: what to do with the row of that key.
+CHANGE = "_change"
+UPSERT = "upsert"
+DELETE = "delete"
+# Spark's session setting Delta copies into every commit's `userMetadata`: a JSON object
+# with the run (set for the whole run by fruits.hooks.OneWriter) and the commit's sources.
+RUN_METADATA_KEY = "spark.databricks.delta.commitInfo.userMetadata"
+
+
+@dataclass(frozen=True)
+class TableChanges:
+    """What a run changes in a table, computed only when the table's sources changed.
+
+    Args:
+        rows: Builds the changes (``upserts`` and ``deletes`` rows, keyed as the table).
+            Called at most once, when the table is saved.
+        sources: The identity of what the table is derived from (table digests, model
+            fingerprints). Equal to those of the table's last commit: nothing to do. Empty:
+            always compute (a table that follows the raw folder itself).
+    """
+
+    rows: Callable[[], DataFrame]
+    sources: dict[str, Any] = field(default_factory=dict)
+
+
+def table_digest(frame: DataFrame) -> str:
+    """The identity of a table as read: a digest of the data files of its version.
+
+    A Delta table's files are never modified and are named once, so the same files are
+    the same rows; a commit that changes rows changes the files. Costs a listing of the
+    version's files, not a read of the rows.
+    """
+    files = sorted(frame.inputFiles())
+    return f"{len(files)}:{hashlib.sha256(chr(10).join(files).encode()).hexdigest()[:32]}"
+
+
+def upserts(rows: DataFrame) -> DataFrame:
+    """``rows`` marked to be inserted, or to replace the row of the same key."""
+    return rows.withColumn(CHANGE, F.lit(UPSERT))
+
+
+def deletes(keys: DataFrame, schema_of: DataFrame) -> DataFrame:
+    """The rows of these ``keys`` marked for deletion, in ``schema_of``'s columns."""
+    key_columns = set(keys.columns)
+    return keys.select(
+        *[
+            F.col(field.name)
+            if field.name in key_columns
+            else F.lit(None).cast(field.dataType).alias(field.name)
+            for field in schema_of.schema
+            if field.name != CHANGE
+        ],
+        F.lit(DELETE).alias(CHANGE),
+    )
+
+
+def is_table(spark: SparkSession, path: str) -> bool:
+    """Whether ``path`` holds a Delta table (a ``_delta_log`` with at least one commit)."""
+    return DeltaTable.isDeltaTable(spark, path)
+
+
+def commit_metadata(row: Any) -> dict[str, Any]:
+    """A history row's ``userMetadata`` as a mapping (empty when absent or foreign)."""
+    try:
+        metadata = json.loads(row["userMetadata"] or "{}")
+    except ValueError:
+        return {}
+    return metadata if isinstance(metadata, dict) else {}
+
+
+def apply_changes(spark: SparkSession, path: str, changes: TableChanges, key: list[str]) -> bool:
+    """Merge ``changes`` into the table at ``path`` (created from the upserts if absent).
+
+    Nothing is computed when the table's last commit was derived from the same sources.
+    A run that finds no change but new sources (a duplicate file added: the image table
+    changed, the store did not) records them in an empty commit, so the next run skips.
+
+    Returns:
+        Whether a commit with rows was made.
+    """
+    exists = is_table(spark, path)
+    if exists and changes.sources and _last_sources(spark, path) == changes.sources:
+        logger.info("Delta table %s: its sources are unchanged, nothing to do.", path)
+        return False
+    rows = changes.rows().persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        columns = [name for name in rows.columns if name != CHANGE]
+        with _commit_metadata(spark, changes.sources):
+            if not exists:
+                # A first run: the upserts are the table (an empty one still has a schema).
+                upserted = rows.where(F.col(CHANGE) == UPSERT).select(*columns)
+                upserted.write.format("delta").mode("overwrite").save(path)
+                return True
+            if rows.isEmpty():
+                if changes.sources:
+                    rows.limit(0).select(*columns).write.format("delta").mode("append").save(path)
+                return False
+            matches = " AND ".join(f"target.`{name}` <=> changes.`{name}`" for name in key)
+            values = {name: F.col(f"changes.`{name}`") for name in columns}
+            is_upsert = F.col(f"changes.{CHANGE}") == UPSERT
+            (
+                DeltaTable.forPath(spark, path)
+                .alias("target")
+                .merge(rows.alias("changes"), matches)
+                .whenMatchedDelete(condition=F.col(f"changes.{CHANGE}") == DELETE)
+                .whenMatchedUpdate(condition=is_upsert, set=values)
+                .whenNotMatchedInsert(condition=is_upsert, values=values)
+                .execute()
+            )
+            return True
+    finally:
+        rows.unpersist()
+
+
+def _last_sources(spark: SparkSession, path: str) -> dict[str, Any] | None:
+    """The sources recorded by the table's last commit that recorded any."""
+    for row in DeltaTable.forPath(spark, path).history(5).orderBy(F.desc("version")).collect():
+        metadata = commit_metadata(row)
+        if "sources" in metadata:
+            return metadata["sources"]
+    return None
+
+
+class _commit_metadata:  # noqa: N801 - used as a context manager
+    """Add ``sources`` to the run's commit metadata for the commits inside the block."""
+
+    def __init__(self, spark: SparkSession, sources: dict[str, Any]) -> None:
+        self._spark = spark
+        self._sources = sources
+        self._before: str | None = None
+
+    def __enter__(self) -> None:
+        self._before = self._spark.conf.get(RUN_METADATA_KEY, None)
+        try:
+            run = json.loads(self._before or "{}")
+        except ValueError:
+            run = {"run": self._before}
+        self._spark.conf.set(RUN_METADATA_KEY, json.dumps({**run, "sources": self._sources}))
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._before is None:
+            self._spark.conf.unset(RUN_METADATA_KEY)
+        else:
+            self._spark.conf.set(RUN_METADATA_KEY, self._before)
+
+
+@dataclass(frozen=True)
+class Maintenance:
+    """When a table is compacted and its unreferenced files removed.
+
+    Args:
+        optimize_every: ``OPTIMIZE`` (compaction of small files) once this many commits
+            were made since the last one; 0 never.
+        vacuum_retention_hours: ``VACUUM`` after each ``OPTIMIZE``, removing files no
+            version of the last this-many hours needs: the window in which an earlier run's
+            features can still be reloaded (time travel). Delta refuses less than 168 h
+            unless its retention check is turned off: a reader of an older version would
+            lose its files.
+    """
+
+    optimize_every: int = 20
+    vacuum_retention_hours: int = 168
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any] | None) -> Maintenance:
+        """From a catalog entry's ``maintenance`` mapping (missing keys: the defaults)."""
+        return cls(**(config or {}))
+
+
+def maintain(spark: SparkSession, path: str, policy: Maintenance) -> None:
+    """Compact and vacuum the table when ``policy`` says it is time, after a commit."""
+    if policy.optimize_every <= 0:
+        return
+    table = DeltaTable.forPath(spark, path)
+    recent = table.history(policy.optimize_every + 1).select("version", "operation").collect()
+    due = len(recent) > policy.optimize_every
+    if not due or any(row["operation"] == "OPTIMIZE" for row in recent):
+        return
+    hours = policy.vacuum_retention_hours
+    logger.info("Delta table %s: OPTIMIZE, then VACUUM of files older than %d h.", path, hours)
+    table.optimize().executeCompaction()
+    table.vacuum(hours)
+
+
+# Delta's operation metrics: the rows a commit inserted, updated and deleted.
+_ROW_METRICS = {
+    "MERGE": {
+        "inserted": "numTargetRowsInserted",
+        "updated": "numTargetRowsUpdated",
+        "deleted": "numTargetRowsDeleted",
+    },
+    "WRITE": {"inserted": "numOutputRows"},
+}
+
+
+def run_commits(spark: SparkSession, path: str, run: str | None, depth: int = 50) -> dict[str, Any]:
+    """What run ``run`` did to the table at ``path``, from the table's history.
+
+    Returns:
+        ``read`` (the version the run started from: the one before its first commit, or
+        the current one if it made none), ``written`` (the versions it committed) and the
+        rows it ``inserted``, ``updated`` and ``deleted`` (Delta's operation metrics).
+    """
+    done = {"read": None, "written": [], "inserted": 0, "updated": 0, "deleted": 0}
+    if not is_table(spark, path):
+        return done
+    history = DeltaTable.forPath(spark, path).history(depth)
+    rows = sorted(
+        history.select("version", "operation", "userMetadata", "operationMetrics").collect(),
+        key=lambda row: row["version"],
+    )
+    ours = [row for row in rows if run is not None and commit_metadata(row).get("run") == run]
+    done["written"] = [row["version"] for row in ours]
+    first = ours[0]["version"] if ours else None
+    done["read"] = rows[-1]["version"] if first is None else (first - 1 if first > 0 else None)
+    for row in ours:
+        metrics = row["operationMetrics"] or {}
+        for name, metric in _ROW_METRICS.get(row["operation"], {}).items():
+            done[name] += int(metrics.get(metric, 0))
+    return done
