@@ -79,7 +79,7 @@ def start(args: Any, plan: Plan, workdir: Path) -> Bench:
     quiet_project_logs()  # after the project's bootstrap, which applies conf/logging.yml
     settings = project.settings()
     images = plan.image_sets(args, settings.image_filter, workdir)
-    weights = BackboneWeightsDataset(source=str(args.weights), sha256=args.sha256).load()
+    weights = BackboneWeightsDataset(source=str(args.weights), sha256=args.sha256).load().arrays()
     input_size = settings.params["featurization"].input_size
     export_start = time.perf_counter()
     backbone = export_backbone(weights, input_size, "tflite")

@@ -132,7 +132,7 @@ def weights():
     """The offline MobileNetV2 weight arrays, through the project's dataset (sha256 checked)."""
     from fruits.datasets import BackboneWeightsDataset  # noqa: PLC0415
 
-    return BackboneWeightsDataset(source=str(WEIGHTS_FILE)).load()
+    return BackboneWeightsDataset(source=str(WEIGHTS_FILE)).load().arrays()
 
 
 @pytest.fixture(scope="session")

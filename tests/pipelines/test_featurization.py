@@ -132,7 +132,7 @@ def test_imagenet_source_verifies_the_official_sha256(monkeypatch, tmp_path):
 
     monkeypatch.setattr(keras.utils, "get_file", fake_get_file)
     with pytest.raises(DatasetError, match="does not match the expected sha256"):
-        BackboneWeightsDataset(source="imagenet").load()
+        BackboneWeightsDataset(source="imagenet").load().arrays()
     [(fname, origin, cache_subdir, file_hash)] = calls
     assert fname == "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
     assert origin.endswith(fname) and cache_subdir == "models"

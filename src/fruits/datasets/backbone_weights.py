@@ -14,7 +14,7 @@ from kedro.io import AbstractDataset, DatasetError
 
 from fruits.datasets.filesystems import answered_within, filesystem
 from fruits.errors import FruitsInputError
-from fruits.vision.backbone import read_weights_file
+from fruits.vision.backbone import BackboneWeights, read_weights_file
 
 IMAGENET = "imagenet"
 # The official Keras ImageNet MobileNetV2 (alpha 1.0, 224) no-top weights file.
@@ -74,7 +74,7 @@ def _as_sha256(value: object) -> str:
     return text.lower()
 
 
-class BackboneWeightsDataset(AbstractDataset[None, list[np.ndarray]]):
+class BackboneWeightsDataset(AbstractDataset[None, BackboneWeights]):
     """MobileNetV2 ImageNet weights, loaded once on the driver to be broadcast.
 
     ``source`` is either ``imagenet`` (the official Keras file, downloaded once and
@@ -104,14 +104,27 @@ class BackboneWeightsDataset(AbstractDataset[None, list[np.ndarray]]):
         self._fs_args = fs_args or {}
         self.metadata = metadata
 
-    def load(self) -> list[np.ndarray]:
-        """Fetch (if remote), verify and read the weights file."""
+    def load(self) -> BackboneWeights:
+        """The weights: their sha256 (when known) and their arrays, read on demand.
+
+        A local file is checked against its sha256 now; a download (``imagenet``, a remote
+        file) happens when the arrays are read, and is checked then.
+        """
         if self._source == IMAGENET:
             official_sha256 = KNOWN_WEIGHTS_SHA256[OFFICIAL_WEIGHTS_FILE]
-            return self._read_verified(self._download_official(), official_sha256)
+            return BackboneWeights(
+                official_sha256,
+                lambda: self._read_verified(self._download_official(), official_sha256),
+            )
         weights_filesystem, path = filesystem(self._source, self._fs_args)
         if isinstance(weights_filesystem, LocalFileSystem):
-            return self._read_verified(Path(path), self._sha256)
+            self._check_file(Path(path), self._sha256)
+            digest = self._sha256 or sha256_of(Path(path))
+            return BackboneWeights(digest, lambda: self._read_verified(Path(path), self._sha256))
+        return BackboneWeights(self._sha256, self._read_remote)
+
+    def _read_remote(self) -> list[np.ndarray]:
+        weights_filesystem, path = filesystem(self._source, self._fs_args)
         with tempfile.TemporaryDirectory() as download_dir:
             local_copy = Path(download_dir) / PurePosixPath(path).name
             try:

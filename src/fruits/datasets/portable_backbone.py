@@ -65,11 +65,22 @@ class PortableBackboneDataset(AbstractDataset[PortableBackbone, PortableBackbone
             with np.load(io.BytesIO(payload)) as arrays:
                 payload = [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
         return PortableBackbone(
-            runtime, description["input_size"], payload, description["fingerprint"]
+            runtime,
+            description["input_size"],
+            payload,
+            description["fingerprint"],
+            description.get("source"),
         )
 
     def save(self, data: PortableBackbone) -> None:
-        """Write the payload, then the description (an interrupted save leaves none)."""
+        """Write the payload, then the description (an interrupted save leaves none).
+
+        The same backbone (fingerprint and source) as the one stored is not written again.
+        """
+        if self._exists() and {
+            key: self.load_description().get(key) for key in ("fingerprint", "source")
+        } == {"fingerprint": data.fingerprint, "source": data.source}:
+            return
         self._fs.makedirs(self._path, exist_ok=True)
         if self._exists():
             self._fs.rm_file(f"{self._path}/{DESCRIPTION_FILE}")
@@ -84,6 +95,7 @@ class PortableBackboneDataset(AbstractDataset[PortableBackbone, PortableBackbone
             "input_size": data.input_size,
             "fingerprint": data.fingerprint,
             "preprocessing_version": PREPROCESSING_VERSION,
+            "source": data.source,
         }
         self._fs.pipe_file(
             f"{self._path}/{DESCRIPTION_FILE}", json.dumps(description, indent=2).encode()

@@ -41,14 +41,32 @@ def changes(
         logger.info("Image table: first run, every file under the raw folder is read.")
         read, removed = raw_files.read_all(), None
     else:
-        listing = raw_files.listing()
-        known = previous_images.select(*FILE_STATE)
-        same_state = [listing[name].eqNullSafe(known[name]) for name in FILE_STATE]
-        new_or_changed = listing.join(known, same_state, "left_anti").select("path")
-        removed = known.select("path").join(listing.select("path"), "path", "left_anti")
-        # Only these files' bytes are read: their paths (as many as new files) go to the reader.
-        paths = [row["path"] for row in new_or_changed.collect()]
-        read = raw_files.read(paths)
+        # One pass over the listing and the table's file states (no content): the paths
+        # whose state differs, as many as the changes, come to the driver.
+        was = previous_images.select(
+            "path",
+            F.col("size").alias("was_size"),
+            F.col("modification_time").alias("was_time"),
+        )
+        same = F.col("size").eqNullSafe(F.col("was_size")) & F.col("modification_time").eqNullSafe(
+            F.col("was_time")
+        )
+        differing = (
+            raw_files.listing()
+            .join(was, "path", "full_outer")
+            .where(~same)
+            .select("path", F.col("was_size").isNotNull() & F.col("size").isNull())
+            .collect()
+        )
+        if not differing:
+            logger.info("Image table: no file new, changed or removed; nothing read.")
+            empty = {"files_read": 0, "files_removed": 0, "raw_bytes_read": 0}
+            return delta.TableChanges(rows=lambda: _no_changes(previous_images)), empty
+        spark = previous_images.sparkSession
+        read = raw_files.read([path for path, gone in differing if not gone])
+        removed = spark.createDataFrame(
+            [(path,) for path, gone in differing if gone], "path string"
+        )
     rows = delta.upserts(describe(read, params))
     if removed is not None:
         rows = rows.unionByName(delta.deletes(removed, rows))
@@ -68,6 +86,10 @@ def changes(
         summary["files_read"], summary["raw_bytes_read"], summary["files_removed"],
     )  # fmt: skip
     return delta.TableChanges(rows=lambda: rows), summary
+
+
+def _no_changes(images: DataFrame) -> DataFrame:
+    return delta.upserts(images).limit(0)
 
 
 def describe(files: DataFrame, params: IngestionParams) -> DataFrame:

@@ -18,7 +18,8 @@ import contextlib
 import hashlib
 import io
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -55,6 +56,29 @@ class PortableBackbone:
     input_size: int
     payload: bytes | list[np.ndarray]
     fingerprint: str = ""
+    # What it was exported from, when known (``export_source``): a later run with the same
+    # weights file and settings reuses it without reading the weights (no TensorFlow).
+    source: str | None = None
+
+
+@dataclass(frozen=True)
+class BackboneWeights:
+    """A weights file's sha256 (when known) and its arrays, read on demand with Keras."""
+
+    sha256: str | None
+    read: Callable[[], list[np.ndarray]]
+
+    def arrays(self) -> list[np.ndarray]:
+        """The weight arrays in ``model.get_weights()`` order (imports TensorFlow)."""
+        return self.read()
+
+
+def export_source(weights_sha256: str | None, input_size: int, runtime: str) -> str | None:
+    """What decides an export, known without reading the weights: None if the file's sha256
+    is unknown."""
+    if weights_sha256 is None:
+        return None
+    return f"{weights_sha256}/{runtime}/{input_size}/{PREPROCESSING_VERSION}"
 
 
 def build_backbone(weights: list[np.ndarray], input_size: int) -> keras.Model:
@@ -96,6 +120,23 @@ def backbone_fingerprint(weights: list[np.ndarray], input_size: int, runtime: st
     for array in weights:
         digest.update(np.ascontiguousarray(array).tobytes())
     return digest.hexdigest()[:16]
+
+
+def prepare_backbone(
+    weights: BackboneWeights,
+    input_size: int,
+    runtime: str,
+    previous: PortableBackbone | None = None,
+) -> PortableBackbone:
+    """The export for these weights and settings: the last one when it was made from the
+    same weights file (same sha256) and settings, without reading the weights or importing
+    TensorFlow; else ``export_backbone``."""
+    source = export_source(weights.sha256, input_size, runtime)
+    if previous is not None and source is not None and previous.source == source:
+        logger.info("Backbone %s unchanged: the last export is reused.", previous.fingerprint)
+        return previous
+    exported = export_backbone(weights.arrays(), input_size, runtime, previous)
+    return replace(exported, source=source)
 
 
 def export_backbone(

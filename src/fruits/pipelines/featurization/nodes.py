@@ -8,25 +8,26 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 from pyspark.sql import DataFrame
 
 from fruits.params import FeaturizationParams
 from fruits.spark import feature_store
 from fruits.spark.delta import TableChanges
-from fruits.vision.backbone import PortableBackbone, export_backbone
+from fruits.vision import backbone
+from fruits.vision.backbone import BackboneWeights, PortableBackbone
 
 
 def prepare_backbone(
-    backbone_weights: list[np.ndarray],
+    backbone_weights: BackboneWeights,
     previous_exported_backbone: PortableBackbone | None,
     params: FeaturizationParams,
 ) -> PortableBackbone:
     """Turn the weights into what the workers run: a TFLite model or Keras weights.
 
-    The last run's export is kept when nothing that decides the features changed.
+    The last run's export is kept when nothing that decides the features changed (when
+    the weights file is the same, without reading it).
     """
-    return export_backbone(
+    return backbone.prepare_backbone(
         backbone_weights, params.input_size, params.runtime, previous_exported_backbone
     )
 
