@@ -15,7 +15,7 @@ from fruits.apps.models import load_catalog, load_predictor
 from fruits.datasets import PortableBackboneDataset
 from fruits.ml.classifier import to_pca_vectors
 from fruits.ml.local_models import LocalPipelineModel
-from fruits.ml.pca import project_features, to_feature_vectors
+from fruits.ml.pca import project, to_feature_vectors
 from tests.conftest import FRUITS_360, REPO, WEIGHTS_PARAMS
 from tests.helpers import local_path
 
@@ -54,7 +54,7 @@ def test_local_models_equal_spark_ml(spark, pipeline_run, image_features):
     pca_model = PipelineModel.load(str(models / "pca_model"))
     classifier = PipelineModel.load(str(models / "fruit_classifier"))
     scored = (
-        classifier.transform(to_pca_vectors(project_features(features, pca_model)))
+        classifier.transform(to_pca_vectors(project(features, pca_model)))
         .select("path", "pca_features", "probability", "predicted_label")
         .toPandas()
         .sort_values("path")

@@ -13,17 +13,17 @@ import pytest
 from kedro.io import DatasetError
 from PIL import Image
 
-from fruits.datasets import BackboneWeightsDataset
+from fruits.datasets import BackboneWeightsDataset, ImageFilesDataset
 from fruits.params import FeaturizationParams, IngestionParams
 from fruits.pipelines.featurization.nodes import prepare_backbone
-from fruits.pipelines.ingestion.nodes import build_image_table
 from fruits.spark.embedding import (
     broadcast_of,
     embedding_batch,
     featurize_images,
     partition_count,
 )
-from fruits.vision.backbone import PortableBackbone, build_backbone
+from fruits.spark.image_table import describe
+from fruits.vision.backbone import BackboneWeights, PortableBackbone, build_backbone
 from fruits.vision.embedder import cached_embedder, load_embedder
 from fruits.vision.images import preprocess_image
 from tests.conftest import FRUITS_360, WEIGHTS_FILE, keras_reference_features
@@ -218,16 +218,18 @@ def test_featurize_images_node_matches_keras(
     for path in REAL_IMAGES[:2]:
         broken = tmp_path / "Test" / path.parent.name / f"truncated_{path.name}"
         broken.write_bytes(path.read_bytes()[:300])
-    raw = spark.read.format("binaryFile").option("recursiveFileLookup", True).load(str(tmp_path))
+    raw = ImageFilesDataset(filepath=str(tmp_path), load_args={"recursiveFileLookup": True})
     ingestion = IngestionParams(
         split_folders=["Training", "Test"],
         unsplit_test_share=0.2,
         unsplit_train_split="Training",
         unsplit_test_split="Test",
     )
-    images = build_image_table(raw, ingestion)
+    images = describe(raw.load().read_all(), ingestion)
 
-    prepared = prepare_backbone(weights, None, featurization_params(runtime=runtime))
+    prepared = prepare_backbone(
+        BackboneWeights(None, lambda: weights), None, featurization_params(runtime=runtime)
+    )
     settings = featurization_params(runtime=runtime, batch_size=4, images_per_partition=4)
     features = featurize_images(images, prepared, settings)
     assert features.columns == ["content_hash", "backbone", "features", "rejection"]

@@ -9,7 +9,7 @@ from PIL import Image
 from pyspark.ml import PipelineModel
 from sklearn.decomposition import PCA as SklearnPCA
 
-from fruits.ml.pca import project_features
+from fruits.ml.pca import project
 from tests.conftest import keras_reference_features
 from tests.helpers import local_path
 
@@ -103,7 +103,7 @@ def test_pca_model_reloads_and_reproduces_pca_features(pipeline_run, spark, pca_
     features = spark.read.parquet(
         str(pipeline_run.data_root / "04_feature" / "image_features.parquet")
     )
-    reprojected = project_features(features, pca_model).toPandas().sort_values("path")
+    reprojected = project(features, pca_model).toPandas().sort_values("path")
     stored = pca_features.sort_values("path")
     assert list(reprojected["path"]) == list(stored["path"])
     np.testing.assert_allclose(

@@ -1,4 +1,5 @@
-"""Real runs over changing folders: bad files quarantined, new contents only, crash safety."""
+"""Real runs over changing folders: bad files quarantined, new contents only, crash safety,
+one writer at a time, earlier runs read back."""
 
 from __future__ import annotations
 
@@ -14,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from fsspec.implementations.local import LocalFileSystem
 
-from fruits.datasets.spark_snapshot import POINTER
 from tests import bad_images
 from tests.conftest import FRUITS_360, REPO, WEIGHTS_PARAMS, copy_real_images, run_project
-from tests.helpers import local_path
+from tests.helpers import delta_files, local_path, read_delta
 
 FEATURES_ONLY = ["ingestion", "featurization", "reduction"]
 CLASSES = ["Apple Braeburn", "Banana", "Kiwi", "Lemon"]
@@ -38,19 +39,27 @@ def run(raw: Path, data: Path, **params) -> dict:
     return json.loads((data / "08_reporting" / "featurization_report.json").read_text())
 
 
-def table(data: Path, relative: str) -> pd.DataFrame:
-    frame = pd.read_parquet(data / relative)
+IMAGES = "02_intermediate/images"
+REJECTED = "02_intermediate/rejected_images"
+STORE = "04_feature/image_feature_store"
+FEATURES = "04_feature/image_features"
+PCA_FEATURES = "05_model_input/pca_features"
+
+
+def table(data: Path, relative: str, version: int | None = None) -> pd.DataFrame:
+    """A Delta table of the run's outputs (its latest version), sorted by path, with ``file``."""
+    frame = read_delta(data / relative, version)
     frame["file"] = [local_path(uri) for uri in frame["path"]]
     return frame.sort_values("path").reset_index(drop=True)
 
 
 def features_by_file(data: Path) -> dict[Path, np.ndarray]:
-    frame = table(data, "04_feature/image_features.parquet")
+    frame = table(data, FEATURES)
     return dict(zip(frame["file"], map(np.asarray, frame["features"]), strict=True))
 
 
-def snapshots(data: Path) -> list[str]:
-    return sorted(p.name for p in (data / "04_feature" / "image_feature_store").iterdir())
+def version(data: Path, relative: str) -> int:
+    return max(int(p.stem) for p in (data / relative / "_delta_log").glob("*.json"))
 
 
 def test_bad_files_are_quarantined_and_the_rest_featurized(tmp_path):
@@ -70,7 +79,7 @@ def test_bad_files_are_quarantined_and_the_rest_featurized(tmp_path):
     assert (report["image_files"], report["accepted"], report["rejected"]) == (
         files, len(good) + len(accepted), len(rejected)
     )  # fmt: skip
-    quarantined = table(data, "02_intermediate/rejected_images.parquet")
+    quarantined = table(data, REJECTED)
     assert report["rejection_reasons"] == quarantined["reason"].value_counts().to_dict()
     assert sorted(quarantined["file"]) == sorted(rejected)
     for file, reason in zip(quarantined["file"], quarantined["reason"], strict=True):
@@ -87,7 +96,7 @@ def test_bad_files_are_quarantined_and_the_rest_featurized(tmp_path):
         rotated @ features[original] / np.linalg.norm(rotated) / np.linalg.norm(features[original])
     )
     assert cosine > 0.95
-    assert len(pd.read_parquet(data / "05_model_input" / "pca_features.parquet")) == len(features)
+    assert len(table(data, PCA_FEATURES)) == len(features)
 
 
 def test_runs_only_pay_for_new_contents(tmp_path, monkeypatch):
@@ -96,8 +105,8 @@ def test_runs_only_pay_for_new_contents(tmp_path, monkeypatch):
 
     first = run(raw, data)
     assert (first["contents_new"], first["contents_reused"], first["image_files"]) == (20, 0, 20)
-    first_features = table(data, "04_feature/image_features.parquet")
-    first_pca = table(data, "05_model_input/pca_features.parquet")
+    first_features = table(data, FEATURES)
+    first_pca = table(data, PCA_FEATURES)
     first_variance = (data / "08_reporting" / "explained_variance.json").read_text()
 
     # Unchanged input: the CNN must not run at all, and every output stays the same.
@@ -112,8 +121,14 @@ def test_runs_only_pay_for_new_contents(tmp_path, monkeypatch):
     assert (again["contents_new"], again["contents_reused"], again["contents_removed"]) == (
         0, 20, 0
     )  # fmt: skip
-    pd.testing.assert_frame_equal(table(data, "04_feature/image_features.parquet"), first_features)
-    pd.testing.assert_frame_equal(table(data, "05_model_input/pca_features.parquet"), first_pca)
+    # No file read, no commit: every table is the version the first run wrote.
+    assert (again["files_read"], again["raw_bytes_read"]) == (0, 0)
+    assert first["raw_bytes_read"] == sum(path.stat().st_size for path in images)
+    for name in ("images", "image_feature_store", "image_features"):
+        assert again["tables"][name]["written"] == []
+        assert again["tables"][name]["read"] == first["tables"][name]["written"][-1]
+    pd.testing.assert_frame_equal(table(data, FEATURES), first_features)
+    pd.testing.assert_frame_equal(table(data, PCA_FEATURES), first_pca)
     assert (data / "08_reporting" / "explained_variance.json").read_text() == first_variance
 
     # Two new images, and the same bytes as an existing image under a second path.
@@ -123,11 +138,16 @@ def test_runs_only_pay_for_new_contents(tmp_path, monkeypatch):
     calls = []
     with monkeypatch.context() as patch:
         real = feature_store.featurize_images
-        spy = lambda *a, **k: calls.append(a) or real(*a, **k)  # noqa: E731
+        # Counted when called: a Delta read is resolved when it runs, and after the run
+        # the store holds these contents.
+        spy = lambda *a, **k: calls.append(a[0].count()) or real(*a, **k)  # noqa: E731
         patch.setattr(feature_store, "featurize_images", spy)
         added = run(raw, data)
-    assert calls and calls[0][0].count() == 2  # inference on exactly the 2 new contents
+    assert calls == [2]  # inference on exactly the 2 new contents
     assert (added["contents_new"], added["contents_reused"], added["image_files"]) == (2, 20, 23)
+    # Only the 3 new files were read.
+    assert added["files_read"] == 3
+    assert added["raw_bytes_read"] == sum(p.stat().st_size for p in [*new, duplicate])
     features = features_by_file(data)
     assert sorted(features) == sorted(images + new + [duplicate])
     np.testing.assert_array_equal(features[duplicate], features[images[0]])
@@ -141,12 +161,34 @@ def test_runs_only_pay_for_new_contents(tmp_path, monkeypatch):
         0, 1, 22
     )  # fmt: skip
     assert images[5] not in features_by_file(data)
-    assert images[5] not in set(table(data, "05_model_input/pca_features.parquet")["file"])
-    assert len(snapshots(data)) <= 3  # the current and previous snapshots, and the pointer
+    assert images[5] not in set(table(data, PCA_FEATURES)["file"])
+    assert images[5] not in set(table(data, IMAGES)["file"])
+    assert (removed["files_read"], removed["files_removed"]) == (0, 1)
+
+    check_a_file_replaced_in_place(raw, data, images[6], before[images[6]])
 
 
-def test_a_run_killed_during_featurization_loses_nothing(tmp_path):
-    """SIGKILL while the CNN writes the new store, then a normal run: each image once."""
+def check_a_file_replaced_in_place(raw: Path, data: Path, replaced: Path, features) -> None:
+    """Same path, new bytes: read again, featurized again; the old content leaves the store."""
+    shutil.copy2(sorted((FRUITS_360 / "Training" / "Lemon").iterdir())[-1], replaced)
+    old_hash = table(data, IMAGES).set_index("file").loc[replaced, "content_hash"]
+    changed = run(raw, data)
+    assert (changed["files_read"], changed["contents_new"], changed["contents_removed"]) == (
+        1, 1, 1
+    )  # fmt: skip
+    now = table(data, IMAGES).set_index("file")
+    assert now.loc[replaced, "content_hash"] != old_hash
+    assert now.loc[replaced, "size"] == replaced.stat().st_size
+    assert old_hash not in set(read_delta(data / STORE)["content_hash"])
+    assert not np.array_equal(features_by_file(data)[replaced], features)
+    # Each image once in every table, each distinct content once in the store.
+    for name in (IMAGES, FEATURES, PCA_FEATURES):
+        assert table(data, name)["path"].is_unique
+    assert read_delta(data / STORE)["content_hash"].is_unique
+
+
+def test_a_run_killed_during_the_merge_loses_nothing(tmp_path):
+    """SIGKILL once the store's MERGE writes its files, then a normal run: each image once."""
     raw, data = tmp_path / "raw", tmp_path / "data"
     keras = {
         "featurization.runtime": "keras",  # slower: a wider window to kill the run in
@@ -155,9 +197,10 @@ def test_a_run_killed_during_featurization_loses_nothing(tmp_path):
     }
     first_images = copy_real_images(raw, CLASSES, {"Training": 3})
     run(raw, data, **keras)
-    store = data / "04_feature" / "image_feature_store"
-    before = (store / POINTER).read_text()
-    published = table(data, "04_feature/image_features.parquet")
+    store = data / STORE
+    before = version(data, STORE)
+    committed = {Path(path).name for path in delta_files(LocalFileSystem(), str(store))}
+    published = table(data, FEATURES)
     more_images = copy_real_images(raw, ["Pear", "Plum", "Orange", "Mango"], {"Training": 10})
 
     params = {"raw_images_path": raw, "data_root": data, **WEIGHTS_PARAMS, **keras}
@@ -172,27 +215,27 @@ def test_a_run_killed_during_featurization_loses_nothing(tmp_path):
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 300
-        # A committed task of the new snapshot: featurization is under way, not finished.
-        while not list(store.glob("snapshot-*/_temporary/0/task_*")):
+        # A new data file in the store: the MERGE is writing, its commit not yet made.
+        while not {path.name for path in store.glob("*.parquet")} - committed:
             assert process.poll() is None, "the run ended before it could be killed"
-            assert time.monotonic() < deadline, "featurization never started"
-            time.sleep(0.05)
-        assert process.poll() is None
+            assert time.monotonic() < deadline, "the store's MERGE never started"
+            time.sleep(0.01)
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
 
     # Nothing half-written is visible: the store and the published table are the last run's.
-    assert (store / POINTER).read_text() == before
-    assert (store / before / "_SUCCESS").is_file()
-    pd.testing.assert_frame_equal(table(data, "04_feature/image_features.parquet"), published)
+    assert version(data, STORE) == before
+    assert {Path(path).name for path in delta_files(LocalFileSystem(), str(store))} == committed
+    pd.testing.assert_frame_equal(table(data, FEATURES), published)
 
+    # The killed run's lock is stale (its process is gone): the next run takes it over.
     report = run(raw, data, **keras)
     assert (report["contents_new"], report["contents_reused"]) == (40, 12)
-    features = table(data, "04_feature/image_features.parquet")
+    features = table(data, FEATURES)
     assert sorted(features["file"]) == sorted(first_images + more_images)  # each exactly once
     assert features["content_hash"].is_unique
-    assert len(snapshots(data)) <= 3  # the killed run's unfinished snapshot is cleaned up
+    assert not (data / ".fruits-run.lock").exists()
 
 
 def test_same_bytes_twice_are_embedded_once(tmp_path):
@@ -206,7 +249,7 @@ def test_same_bytes_twice_are_embedded_once(tmp_path):
     assert (report["image_files"], report["distinct_contents"], report["contents_new"]) == (
         9, 7, 7
     )  # fmt: skip
-    features = table(data, "04_feature/image_features.parquet")
+    features = table(data, FEATURES)
     placed = {
         raw / folder / image.name
         for folder in ("Training/Banana", "Training/Banana copy", "Test/Banana")
@@ -226,10 +269,7 @@ def test_rerun_of_the_whole_pipeline_changes_no_output(tmp_path, monkeypatch):
 
     def outputs() -> dict:
         reports = {p.name: p.read_text() for p in (data / "08_reporting").glob("*.json")}
-        tables = {
-            name: table(data, name).drop(columns="file")
-            for name in ("04_feature/image_features.parquet", "05_model_input/pca_features.parquet")
-        }
+        tables = {name: table(data, name).drop(columns="file") for name in (FEATURES, PCA_FEATURES)}
         models = {
             name: [s.data for s in LocalPipelineModel(str(data / "06_models" / name)).stages]
             for name in ("pca_model", "fruit_classifier")

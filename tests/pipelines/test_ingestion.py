@@ -1,4 +1,4 @@
-"""Ingestion: the raw_images catalog entry and the build_image_table node on real files."""
+"""Ingestion: the raw_images catalog entry and the image table's rows, on real files."""
 
 import hashlib
 import shutil
@@ -10,7 +10,7 @@ from PIL import Image
 from fruits.datasets import ImageFilesDataset
 from fruits.errors import FruitsInputError
 from fruits.params import IngestionParams
-from fruits.pipelines.ingestion.nodes import build_image_table
+from fruits.spark.image_table import describe
 from tests.conftest import FRUITS_360, REPO, WEIGHTS_PARAMS
 from tests.helpers import local_path, split_by_hash
 
@@ -62,7 +62,9 @@ def raw_images_dataset(odd_image_tree):
 def test_catalog_reads_jpeg_and_png_in_any_case_recursively(
     spark, raw_images_dataset, odd_image_tree
 ):
-    paths = {local_path(row.path) for row in raw_images_dataset.load().select("path").collect()}
+    paths = {
+        local_path(row.path) for row in raw_images_dataset.load().listing().select("path").collect()
+    }
     assert paths == {
         odd_image_tree / name
         for name in (
@@ -76,8 +78,8 @@ def test_catalog_reads_jpeg_and_png_in_any_case_recursively(
     }
 
 
-def test_build_image_table_derives_label_split_and_hash(spark, raw_images_dataset, odd_image_tree):
-    rows = build_image_table(raw_images_dataset.load(), SPLITS).collect()
+def test_image_rows_have_label_split_and_hash(spark, raw_images_dataset, odd_image_tree):
+    rows = describe(raw_images_dataset.load().read_all(), SPLITS).collect()
     assert [field for field in rows[0].asDict()] == [
         "path", "label", "split", "content_hash", "content",
     ]  # fmt: skip
@@ -99,7 +101,7 @@ def test_build_image_table_derives_label_split_and_hash(spark, raw_images_datase
 
 def test_split_folders_are_a_parameter(spark, raw_images_dataset):
     unsorted = IngestionParams.model_validate(SPLITS.model_dump() | {"split_folders": ["Unsorted"]})
-    rows = build_image_table(raw_images_dataset.load(), unsorted).collect()
+    rows = describe(raw_images_dataset.load().read_all(), unsorted).collect()
     assert {row.label: row.split for row in rows}["Lemon"] == "Unsorted"
     for row in rows:
         if row.label != "Lemon":
@@ -120,7 +122,7 @@ def test_every_file_once_whatever_its_name_empty_ones_included(spark, tmp_path):
     spark_alone = spark.read.format("binaryFile").options(**load_args).load(str(tmp_path))
     assert spark_alone.count() == len(folders) * (len(names) - 1)  # skips the empty files
     raw = ImageFilesDataset(filepath=str(tmp_path), load_args=load_args).load()
-    rows = build_image_table(raw, SPLITS).collect()
+    rows = describe(raw.read_all(), SPLITS).collect()
     found = {local_path(row.path): row for row in rows}
     assert len(rows) == len(found) == len(folders) * len(names)
     for folder in folders:
@@ -153,7 +155,7 @@ def unsplit_tree(tmp_path):
 
 def test_images_outside_split_folders_are_split_by_their_content_hash(spark, unsplit_tree):
     raw = ImageFilesDataset(filepath=str(unsplit_tree), load_args=IMAGE_LOAD_ARGS).load()
-    rows = build_image_table(raw, SPLITS).collect()
+    rows = describe(raw.read_all(), SPLITS).collect()
     splits = {local_path(row.path).relative_to(unsplit_tree): row.split for row in rows}
     assert len(splits) == 3 * 10 + 1 + (6 + 1) + 3  # the copies included
     for relative, split in splits.items():
@@ -171,7 +173,12 @@ def test_images_outside_split_folders_are_split_by_their_content_hash(spark, uns
 
 def test_the_hash_split_gives_the_test_share_and_the_configured_names(spark):
     """All 4,750 Fruits-360 images as one unsplit folder (no split folder named)."""
-    raw = ImageFilesDataset(filepath=str(FRUITS_360), load_args=IMAGE_LOAD_ARGS).load().cache()
+    raw = (
+        ImageFilesDataset(filepath=str(FRUITS_360), load_args=IMAGE_LOAD_ARGS)
+        .load()
+        .read_all()
+        .cache()
+    )
     try:
         n_images = raw.count()
         assert n_images == 4750
@@ -180,7 +187,7 @@ def test_the_hash_split_gives_the_test_share_and_the_configured_names(spark):
                 {"split_folders": [], "unsplit_test_share": share,
                  "unsplit_train_split": "fit", "unsplit_test_split": "score"}
             )  # fmt: skip
-            counts = dict(build_image_table(raw, params).groupBy("split").count().collect())
+            counts = dict(describe(raw, params).groupBy("split").count().collect())
             assert set(counts) == {"fit", "score"}
             assert counts["score"] / n_images == pytest.approx(share, abs=0.02)
     finally:
@@ -221,10 +228,10 @@ def test_unreadable_files_stop_the_run_before_spark_reads_them(spark, odd_image_
 def test_a_dangling_link_is_named_in_the_log_and_counted_as_an_input(spark, odd_image_tree, caplog):
     """Spark's listing drops it; the user meant it as an image: a row without bytes."""
     dataset = ImageFilesDataset(filepath=str(odd_image_tree), load_args=IMAGE_LOAD_ARGS)
-    before = {local_path(row.path) for row in dataset.load().select("path").collect()}
+    before = {local_path(row.path) for row in dataset.load().listing().select("path").collect()}
     link = odd_image_tree / "Test" / "Kiwi" / "gone.jpg"
     link.symlink_to(odd_image_tree / "nowhere.jpg")
     dataset.verify()
     assert "1 symbolic link(s)" in caplog.text and "gone.jpg" in caplog.text
-    rows = {local_path(row.path): row.content for row in dataset.load().collect()}
+    rows = {local_path(row.path): row.content for row in dataset.load().read_all().collect()}
     assert set(rows) == before | {link} and rows[link] == bytearray()

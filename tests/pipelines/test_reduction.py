@@ -2,11 +2,12 @@
 
 import numpy as np
 import pytest
+from pyspark.sql import functions as F
 from sklearn.decomposition import PCA as SklearnPCA
 from sklearn.preprocessing import StandardScaler as SklearnStandardScaler
 
 from fruits.errors import FruitsInputError
-from fruits.ml.pca import choose_k, feature_moments, fit_pca, pca_input_digest, project_features
+from fruits.ml.pca import choose_k, feature_moments, fit_pca, project
 from fruits.params import ReductionParams
 from fruits.pipelines.reduction.nodes import fit_or_reuse_pca
 
@@ -18,7 +19,13 @@ def image_features(real_image_features):
 
 
 def settings(**changes) -> ReductionParams:
-    defaults = {"standardize": False, "variance_target": 0.9, "k": None, "refit": "on_change"}
+    defaults = {
+        "standardize": False,
+        "variance_target": 0.9,
+        "k": None,
+        "refit": "on_change",
+        "refit_change_share": 0.2,
+    }
     return ReductionParams.model_validate(defaults | changes)
 
 
@@ -45,7 +52,7 @@ def test_choose_k_is_the_smallest_k_reaching_the_target(ratios, target, expected
 def test_fixed_k_overrides_the_variance_target(image_features):
     pca_model, report = fit_pca(image_features, standardize=False, variance_target=0.9, k=7)
     assert report["k"] == 7 and report["k_source"] == "fixed"
-    projected = project_features(image_features, pca_model)
+    projected = project(image_features, pca_model)
     assert projected.columns == ["path", "label", "split", "pca_features"]
     assert {len(row.pca_features) for row in projected.collect()} == {7}
 
@@ -65,7 +72,7 @@ def test_standardized_pca_matches_scikit_learn(image_features, feature_matrix):
 def test_projection_is_the_centered_decomposition(image_features, feature_matrix):
     """Spark projects uncentered vectors: equal to scikit-learn's up to a constant shift."""
     pca_model, report = fit_pca(image_features, standardize=False, variance_target=0.9, k=None)
-    rows = project_features(image_features, pca_model).orderBy("path").collect()
+    rows = project(image_features, pca_model).orderBy("path").collect()
     ours = np.array([row.pca_features for row in rows], dtype=np.float64)
     reference = SklearnPCA(n_components=report["k"], svd_solver="full").fit(feature_matrix)
     theirs = reference.transform(feature_matrix)
@@ -79,17 +86,46 @@ def test_k_above_the_number_of_images_is_refused(image_features):
         fit_pca(image_features, standardize=False, variance_target=0.9, k=500)
 
 
-def test_pca_is_reused_only_for_the_same_input_and_settings(image_features):
-    model, report = fit_or_reuse_pca(image_features, settings(), None, None)
-    assert report["input_digest"] == pca_input_digest(image_features.orderBy("label"))
-    reused = fit_or_reuse_pca(image_features, settings(), model, report)
+def delta_features(spark, frame, path):
+    """``frame`` as a Delta table with the keys the reduction compares, read back."""
+    keyed = frame.withColumn("content_hash", F.sha2("path", 256)).withColumn("backbone", F.lit("b"))
+    keyed.write.format("delta").mode("overwrite").save(str(path))
+    return spark.read.format("delta").load(str(path))
+
+
+def test_pca_is_reused_for_the_same_table_version_and_settings(spark, image_features, tmp_path):
+    table = delta_features(spark, image_features, tmp_path / "features")
+    model, report = fit_or_reuse_pca(table, settings(), None, None, None)
+    assert report["fitted_rows"] == 88 and report["changed_since_fit"] == 0
+    same_version = spark.read.format("delta").load(str(tmp_path / "features"))
+    reused = fit_or_reuse_pca(same_version, settings(), model, report, None)
     assert reused[0] is model and reused[1] is report
-    refit = fit_or_reuse_pca(image_features, settings(refit="always"), model, report)
-    assert refit[0] is not model
-    other_target = fit_or_reuse_pca(image_features, settings(variance_target=0.8), model, report)
+    refit = fit_or_reuse_pca(table, settings(refit="always"), model, report, None)
+    assert refit[0] is not model and refit[1]["fit"] != report["fit"]
+    other_target = fit_or_reuse_pca(table, settings(variance_target=0.8), model, report, None)
     assert other_target[0] is not model and other_target[1]["variance_target"] == 0.8
-    fewer_images = image_features.limit(image_features.count() - 1)
-    assert pca_input_digest(fewer_images) != report["input_digest"]
+
+
+def test_new_images_below_the_share_are_projected_on_the_same_fit(spark, image_features, tmp_path):
+    """Changes since the fit add up run after run; above refit_change_share, a refit."""
+    first = delta_features(spark, image_features.limit(80), tmp_path / "features")
+    model, report = fit_or_reuse_pca(first, settings(), None, None, None)
+    projected = project(first, model).withColumn("pca_fit", F.lit(report["fit"])).localCheckpoint()
+    more = delta_features(spark, image_features.limit(88), tmp_path / "features")  # 8 new
+    kept_model, kept = fit_or_reuse_pca(more, settings(), model, report, projected)
+    assert kept_model is model and kept["fit"] == report["fit"]
+    assert kept["changed_since_fit"] == 8
+    assert kept["input_digest"] != report["input_digest"]
+    # 8 + 8 changes out of 80 fitted rows: 20%, still at most the share.
+    again = fit_or_reuse_pca(more, settings(), model, {**kept, "input_digest": "x"}, projected)
+    assert again[0] is model and again[1]["changed_since_fit"] == 16
+    # One more change goes above 20%: refit, on every current row.
+    fewer = delta_features(spark, image_features.limit(87), tmp_path / "features")
+    refit_model, refit = fit_or_reuse_pca(fewer, settings(), model, again[1], projected)
+    assert refit_model is not model and refit["fit"] != report["fit"]
+    assert refit["fitted_rows"] == 87 and refit["changed_since_fit"] == 0
+    none_share = fit_or_reuse_pca(more, settings(refit_change_share=0.0), model, report, projected)
+    assert none_share[0] is not model
 
 
 def test_feature_moments_equal_numpy_in_any_partitioning(spark, feature_matrix):

@@ -231,6 +231,23 @@ def rows_changed(image_features: DataFrame, previous_pca_features: DataFrame) ->
     return added + removed
 
 
+def project(image_features: DataFrame, pca_model: PipelineModel) -> DataFrame:
+    """Every image's features on the first k principal components.
+
+    Returns:
+        ``path``, ``label``, ``split`` (and ``content_hash``, ``backbone`` when given) and
+        ``pca_features`` (array of k floats).
+    """
+    kept = [
+        name
+        for name in ("path", "label", "split", "content_hash", "backbone")
+        if name in image_features.columns
+    ]
+    return pca_model.transform(to_feature_vectors(image_features)).select(
+        *kept, vector_to_array(F.col(PCA_VECTOR), "float32").alias("pca_features")
+    )
+
+
 def project_features(
     image_features: DataFrame,
     pca_model: PipelineModel,
@@ -254,17 +271,7 @@ def project_features(
         if previous_pca_features is not None:
             same_fit = previous_pca_features.where(F.col("pca_fit") == fit).select(*identity)
             to_project = image_features.join(same_fit, identity, "left_anti")
-        projected = delta.upserts(
-            pca_model.transform(to_feature_vectors(to_project)).select(
-                "path",
-                "label",
-                "split",
-                "content_hash",
-                "backbone",
-                vector_to_array(F.col(PCA_VECTOR), "float32").alias("pca_features"),
-                F.lit(fit).alias("pca_fit"),
-            )
-        )
+        projected = delta.upserts(project(to_project, pca_model).withColumn("pca_fit", F.lit(fit)))
         if previous_pca_features is None:
             return projected
         gone = previous_pca_features.select("path").join(

@@ -223,7 +223,7 @@ _ROW_METRICS = {
 }
 
 
-def run_commits(spark: SparkSession, path: str, run: str | None, depth: int = 50) -> dict[str, Any]:
+def run_commits(spark: SparkSession, path: str, run: str | None, depth: int = 10) -> dict[str, Any]:
     """What run ``run`` did to the table at ``path``, from the table's history.
 
     Returns:

@@ -14,14 +14,23 @@ def first_images_per_label(
     ``max_classes`` labels (alphabetically): at most ``max_classes * per_class`` rows."""
     first_images = Window.partitionBy("label").orderBy("path")
     chosen_labels = images.select("label").distinct().orderBy("label").limit(max_classes)
-    samples = (
-        images.join(chosen_labels, "label")
+    # Chosen by name first: only the chosen images' bytes are read afterwards.
+    chosen = (
+        images.select("label", "path")
+        .join(chosen_labels, "label")
         .withColumn("rank", F.row_number().over(first_images))
         .where(F.col("rank") <= per_class)
-        .select("label", "rank", "content")
-        .orderBy("label", "rank")
         .collect()
     )
+    rank = {row["path"]: (row["label"], row["rank"]) for row in chosen}
+    contents = {
+        row["path"]: row["content"]
+        for row in images.where(F.col("path").isin(list(rank))).select("path", "content").collect()
+    }
+    samples = [
+        {"label": label, "content": contents[path]}
+        for path, (label, _) in sorted(rank.items(), key=lambda item: item[1])
+    ]
     return [(row["label"], row["content"]) for row in samples]
 
 
