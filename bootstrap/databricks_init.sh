@@ -10,5 +10,7 @@ set -euo pipefail
 PIP="${DATABRICKS_PIP:-/databricks/python/bin/pip}"
 
 echo "[fruits-init] installing $(grep -c '^[a-z]' "$FRUITS_REQUIREMENTS") pinned requirements"
-"$PIP" install --quiet --disable-pip-version-check --require-hashes -r "$FRUITS_REQUIREMENTS"
+# --no-deps: the requirements are a complete lock; the runtime's own Spark and Delta stay.
+"$PIP" install --quiet --disable-pip-version-check --require-hashes --no-deps \
+  -r "$FRUITS_REQUIREMENTS"
 echo "[fruits-init] done"

@@ -50,7 +50,9 @@ if [[ -f "$stamp" && "$(cat "$stamp")" == "$wanted" ]]; then
 fi
 
 log "installing pinned requirements (hashes checked)"
-as_root "$VENV/bin/pip" install --quiet --disable-pip-version-check --require-hashes \
+# --no-deps: the lock is complete, and delta-spark's dependency on pyspark must not bring a
+# second Spark next to EMR's (Delta's jars are EMR's own: delta-defaults in the cluster).
+as_root "$VENV/bin/pip" install --quiet --disable-pip-version-check --require-hashes --no-deps \
   -r "$WORK/requirements-emr.txt"
 log "installing $(basename "$wheel") (no dependencies: they are pinned above, Spark is EMR's)"
 as_root "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-deps --force-reinstall "$wheel"

@@ -1,6 +1,7 @@
 """The exported backbone: kept between runs for the apps, re-exported only when it changes."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -8,7 +9,13 @@ from kedro.io import DatasetError
 
 from fruits.datasets import PortableBackboneDataset
 from fruits.vision import backbone as backbone_module
-from fruits.vision.backbone import PortableBackbone, export_backbone
+from fruits.vision.backbone import (
+    BackboneWeights,
+    PortableBackbone,
+    export_backbone,
+    export_source,
+    prepare_backbone,
+)
 from fruits.vision.embedder import load_embedder
 
 
@@ -50,10 +57,33 @@ def test_an_interrupted_save_leaves_no_backbone(tmp_path, tflite_backbone, monke
 
     monkeypatch.setattr(dataset._fs, "pipe_file", fail_on_description)
     with pytest.raises(DatasetError, match="disk full"):
-        dataset.save(tflite_backbone)
+        dataset.save(replace(tflite_backbone, fingerprint="0" * 16))
     assert not dataset.exists()
     with pytest.raises(FileNotFoundError):
         dataset.load_description()
+
+
+def test_the_same_backbone_is_not_written_again(tmp_path, tflite_backbone, monkeypatch):
+    dataset = PortableBackboneDataset(filepath=str(tmp_path / "backbone"))
+    dataset.save(tflite_backbone)
+    monkeypatch.setattr(dataset._fs, "pipe_file", lambda *args, **kwargs: 1 / 0)
+    dataset.save(tflite_backbone)  # nothing written: the stored one is this one
+    assert dataset.load() == tflite_backbone
+
+
+def test_an_export_from_the_same_weights_file_is_reused_without_reading_it(tflite_backbone):
+    """A later run with the same weights file (sha256) and settings: no TensorFlow at all."""
+
+    def unread():
+        raise AssertionError("the weights were read")
+
+    stored = replace(tflite_backbone, source=export_source("a" * 64, 224, "tflite"))
+    weights = BackboneWeights("a" * 64, unread)
+    assert prepare_backbone(weights, 224, "tflite", stored) is stored
+    with pytest.raises(AssertionError, match="the weights were read"):
+        prepare_backbone(weights, 160, "tflite", stored)  # another input size: a new export
+    with pytest.raises(AssertionError, match="the weights were read"):
+        prepare_backbone(BackboneWeights("b" * 64, unread), 224, "tflite", stored)
 
 
 def test_export_is_reused_when_the_fingerprint_is_unchanged(weights, tflite_backbone, monkeypatch):

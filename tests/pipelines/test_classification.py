@@ -31,8 +31,8 @@ def metrics(pipeline_run) -> dict:
 @pytest.fixture(scope="module")
 def test_predictions(spark, pipeline_run) -> pd.DataFrame:
     classifier = PipelineModel.load(str(pipeline_run.data_root / "06_models" / "fruit_classifier"))
-    pca_features = spark.read.parquet(
-        str(pipeline_run.data_root / "05_model_input" / "pca_features.parquet")
+    pca_features = spark.read.format("delta").load(
+        str(pipeline_run.data_root / "05_model_input" / "pca_features")
     )
     scored = classifier.transform(to_pca_vectors(pca_features.where("split = 'Test'")))
     return scored.select("path", "label", "predicted_label").toPandas()
@@ -81,8 +81,8 @@ def test_classifier_learns_the_fruits(metrics):
 def test_classifier_predicts_labels_and_probabilities(spark, pipeline_run):
     classifier = PipelineModel.load(str(pipeline_run.data_root / "06_models" / "fruit_classifier"))
     assert classifier.stages[-1].getLabels() == sorted(PIPELINE_CLASSES)
-    pca_features = spark.read.parquet(
-        str(pipeline_run.data_root / "05_model_input" / "pca_features.parquet")
+    pca_features = spark.read.format("delta").load(
+        str(pipeline_run.data_root / "05_model_input" / "pca_features")
     )
     row = classifier.transform(to_pca_vectors(pca_features.limit(1))).first()
     assert row.probability.toArray().sum() == pytest.approx(1.0)
@@ -105,8 +105,8 @@ def test_missing_splits_are_named(spark):
 
 def test_one_class_is_refused_at_training(spark, pipeline_run):
     """A one-class model would answer NaN probabilities: refused with a line saying why."""
-    pca_features = spark.read.parquet(
-        str(pipeline_run.data_root / "05_model_input" / "pca_features.parquet")
+    pca_features = spark.read.format("delta").load(
+        str(pipeline_run.data_root / "05_model_input" / "pca_features")
     )
     bananas = pca_features.where("label = 'Banana'")
     with pytest.raises(FruitsInputError, match=r"Only one class \('Banana'\) in split 'Training'"):

@@ -81,7 +81,7 @@ def test_catalog_reads_jpeg_and_png_in_any_case_recursively(
 def test_image_rows_have_label_split_and_hash(spark, raw_images_dataset, odd_image_tree):
     rows = describe(raw_images_dataset.load().read_all(), SPLITS).collect()
     assert [field for field in rows[0].asDict()] == [
-        "path", "label", "split", "content_hash", "content",
+        "path", "label", "split", "content_hash", "content", "size", "modification_time",
     ]  # fmt: skip
     by_name = {local_path(row.path).name: row for row in rows}
     assert {name: (row.label, row.split) for name, row in by_name.items()} == {

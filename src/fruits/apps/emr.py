@@ -165,6 +165,9 @@ def cluster_request(spec: ClusterSpec) -> dict[str, Any]:
                     "spark.yarn.appMasterEnv.AWS_DEFAULT_REGION": spec.region,
                 },
             },
+            # Delta Lake's jars (EMR 7.10: Delta 3.3.0) on the classpath of Spark; the session's
+            # Delta settings come from conf/base/spark.yml, the Python API from the lock.
+            {"Classification": "delta-defaults", "Properties": {"delta.enabled": "true"}},
             # EMR writes s3:// and s3a:// through EMRFS: encrypt server-side (SSE-S3).
             {
                 "Classification": "emrfs-site",
