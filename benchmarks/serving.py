@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 import psutil
-import pyarrow.parquet as pq
 
 from benchmarks import REPO
 from benchmarks.cold_runs import ColdRun, kedro_run
@@ -172,12 +171,10 @@ def serving_rows(
     run = kedro_run(ColdRun(raw.path, weights, data_root, pipelines=None))
     reporting = data_root / "08_reporting"
     metrics = json.loads((reporting / "classification_metrics.json").read_text())
-    table = pq.read_table(
-        data_root / "04_feature" / "image_features.parquet", columns=["path", "label", "split"]
-    ).to_pylist()
-    test_images = [
-        (row["path"].removeprefix("file:"), row["label"]) for row in table if row["split"] == "Test"
-    ]
+    # The test split's photos, as the pipeline labels them: the class folders under Test/.
+    test_images = sorted(
+        (str(photo), photo.parent.name) for photo in Path(raw.path, "Test").glob("*/*.jpg")
+    )
     photos = [Path(path) for path, _ in test_images[:200]]
     service = Service(data_root, _free_port())
     try:

@@ -35,6 +35,8 @@ S3A_JARS = [
     REPO / ".jars" / "hadoop-aws-3.3.4.jar",
     REPO / ".jars" / "aws-java-sdk-bundle-1.12.262.jar",
 ]
+# Delta Lake's jars, fetched by `make setup` (conf/local adds them itself; a cluster has its own).
+DELTA_JARS = sorted((REPO / ".jars" / "delta").glob("*.jar"))
 
 # 22 classes (names with spaces among them) x (8 Training + 2 Test) = 220 real images.
 PIPELINE_CLASSES = [

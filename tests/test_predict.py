@@ -17,7 +17,7 @@ from fruits.ml.classifier import to_pca_vectors
 from fruits.ml.local_models import LocalPipelineModel
 from fruits.ml.pca import project, to_feature_vectors
 from tests.conftest import FRUITS_360, REPO, WEIGHTS_PARAMS
-from tests.helpers import local_path
+from tests.helpers import local_path, read_delta
 
 pytestmark = pytest.mark.pipeline
 
@@ -30,7 +30,7 @@ def cli_params(pipeline_run) -> str:
 
 @pytest.fixture(scope="module")
 def image_features(pipeline_run) -> pd.DataFrame:
-    table = pd.read_parquet(pipeline_run.data_root / "04_feature" / "image_features.parquet")
+    table = read_delta(pipeline_run.data_root / "04_feature" / "image_features")
     return table.sort_values("path").reset_index(drop=True)
 
 
@@ -48,8 +48,8 @@ def test_fruit_info_describes_every_class():
 
 def test_local_models_equal_spark_ml(spark, pipeline_run, image_features):
     models = pipeline_run.data_root / "06_models"
-    features = spark.read.parquet(
-        str(pipeline_run.data_root / "04_feature" / "image_features.parquet")
+    features = spark.read.format("delta").load(
+        str(pipeline_run.data_root / "04_feature" / "image_features")
     )
     pca_model = PipelineModel.load(str(models / "pca_model"))
     classifier = PipelineModel.load(str(models / "fruit_classifier"))
@@ -199,9 +199,7 @@ def test_bad_photos_give_one_clear_line(pipeline_run, tmp_path, capsys, make_pho
 
 
 def test_missing_models_say_to_run_the_pipeline(tmp_path, capsys, pipeline_run):
-    photo = local_path(
-        pd.read_parquet(pipeline_run.data_root / "02_intermediate" / "images.parquet")["path"][0]
-    )
+    photo = local_path(read_delta(pipeline_run.data_root / "02_intermediate" / "images")["path"][0])
     params = ",".join([f"data_root={tmp_path}", *(f"{k}={v}" for k, v in WEIGHTS_PARAMS.items())])
     code = predict.main([str(photo), "--params", params, "--project-path", str(REPO)])
     error = capsys.readouterr().err.strip()

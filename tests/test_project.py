@@ -5,14 +5,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pandas as pd
 import pytest
 from kedro.framework.project import pipelines
 from kedro.validation import TypeExtractor
 from pydantic import BaseModel
 
 from tests.conftest import REPO, WEIGHTS_PARAMS, copy_real_images
-from tests.helpers import local_path
+from tests.helpers import local_path, read_delta
 
 KEDRO = str(Path(sys.executable).with_name("kedro"))
 PIPELINES = ["ingestion", "featurization", "reduction", "classification", "reporting"]
@@ -63,5 +62,5 @@ def test_cli_processes_the_folder_given_at_run_time(tmp_path):
          "--params", ",".join(f"{key}={value}" for key, value in params.items())],
         cwd=REPO, check=True, env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"},
     )  # fmt: skip
-    images = pd.read_parquet(tmp_path / "out" / "02_intermediate" / "images.parquet")
+    images = read_delta(tmp_path / "out" / "02_intermediate" / "images")
     assert sorted(local_path(uri) for uri in images["path"]) == sorted(image_files)

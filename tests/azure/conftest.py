@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import DELTA_JARS, REPO
 
 AZURITE = REPO / "tools" / "azurite" / "node_modules" / ".bin" / "azurite-blob"
 AZURE_JARS = REPO / ".jars" / "azure"
@@ -61,7 +61,8 @@ class Azurite:
     def spark_defaults(self, folder: Path) -> Path:
         """A SPARK_CONF_DIR whose spark-defaults.conf reaches this emulator (only that differs)."""
         folder.mkdir(parents=True, exist_ok=True)
-        jars = ",".join(str(jar) for jar in sorted(AZURE_JARS.glob("*.jar")))
+        # Databricks' runtime has the Azure connector and Delta; here, their jars.
+        jars = ",".join(str(jar) for jar in [*sorted(AZURE_JARS.glob("*.jar")), *DELTA_JARS])
         (folder / "spark-defaults.conf").write_text(
             f"spark.jars {jars}\n"
             "spark.driver.extraJavaOptions "

@@ -21,7 +21,7 @@ import pytest
 
 from tests.azure.conftest import CONTAINER
 from tests.conftest import REPO, WEIGHTS_FILE, copy_real_images, run_project
-from tests.helpers import by_image, read_parquet_folder
+from tests.helpers import by_image, read_delta, read_delta_folder
 
 pytestmark = pytest.mark.azure
 
@@ -75,8 +75,8 @@ def local_run(local_images, tmp_path_factory, spark) -> Path:
     return data_root
 
 
-def read_parquet(storage, relative: str) -> pd.DataFrame:
-    return read_parquet_folder(storage, f"{CONTAINER}/{PREFIX}/data/{relative}")
+def read_table(storage, relative: str) -> pd.DataFrame:
+    return read_delta_folder(storage, f"{CONTAINER}/{PREFIX}/data/{relative}")
 
 
 def test_every_output_on_azure_storage_equals_a_local_run(
@@ -84,11 +84,11 @@ def test_every_output_on_azure_storage_equals_a_local_run(
 ):
     storage = azurite.filesystem()
     for relative, column in [
-        ("04_feature/image_features.parquet", "features"),
-        ("05_model_input/pca_features.parquet", "pca_features"),
+        ("04_feature/image_features", "features"),
+        ("05_model_input/pca_features", "pca_features"),
     ]:
-        on_azure = by_image(read_parquet(storage, relative), "raw")
-        local = by_image(pd.read_parquet(local_run / relative), local_images.name)
+        on_azure = by_image(read_table(storage, relative), "raw")
+        local = by_image(read_delta(local_run / relative), local_images.name)
         assert len(on_azure) == len(local) == len(CLASSES) * sum(PER_SPLIT.values())
         assert list(on_azure["image"]) == list(local["image"])
         assert list(on_azure["label"]) == list(local["label"])
@@ -110,10 +110,11 @@ def test_every_output_on_azure_storage_equals_a_local_run(
 def test_every_pipeline_wrote_to_azure_storage(azure_run, azurite):
     written = set(azurite.filesystem().find(f"{CONTAINER}/{PREFIX}/data"))
     for expected in [
-        "02_intermediate/images.parquet/_SUCCESS",
-        "02_intermediate/rejected_images.parquet/_SUCCESS",
-        "04_feature/image_features.parquet/_SUCCESS",
-        "05_model_input/pca_features.parquet/_SUCCESS",
+        "02_intermediate/images/_delta_log/00000000000000000000.json",
+        "02_intermediate/rejected_images/_delta_log/00000000000000000000.json",
+        "04_feature/image_feature_store/_delta_log/00000000000000000000.json",
+        "04_feature/image_features/_delta_log/00000000000000000000.json",
+        "05_model_input/pca_features/_delta_log/00000000000000000000.json",
         "06_models/pca_model/metadata/_SUCCESS",
         "06_models/fruit_classifier/metadata/_SUCCESS",
         "06_models/backbone/backbone.json",

@@ -26,7 +26,7 @@ import s3fs
 
 from fruits.apps import artifacts, ec2
 from tests.conftest import REPO, WEIGHTS_FILE, copy_project, copy_real_images, run_project
-from tests.helpers import by_image, read_parquet_folder
+from tests.helpers import by_image, read_delta, read_delta_folder
 
 pytestmark = pytest.mark.ec2
 
@@ -135,8 +135,8 @@ def s3_text(key: str) -> str:
         return handle.read().decode()
 
 
-def read_s3_parquet(relative: str) -> pd.DataFrame:
-    return read_parquet_folder(s3fs.S3FileSystem(), f"{BUCKET}/{PREFIX}/data/{relative}")
+def read_s3_delta(relative: str) -> pd.DataFrame:
+    return read_delta_folder(s3fs.S3FileSystem(), f"{BUCKET}/{PREFIX}/data/{relative}")
 
 
 def test_the_user_data_installs_runs_and_shuts_down(instance_run, spec, host):
@@ -154,11 +154,11 @@ def test_the_user_data_installs_runs_and_shuts_down(instance_run, spec, host):
 
 def test_outputs_on_s3_equal_a_local_run(instance_run, local_run, local_images):
     for relative, column in [
-        ("04_feature/image_features.parquet", "features"),
-        ("05_model_input/pca_features.parquet", "pca_features"),
+        ("04_feature/image_features", "features"),
+        ("05_model_input/pca_features", "pca_features"),
     ]:
-        on_s3 = by_image(read_s3_parquet(relative), "raw")
-        local = by_image(pd.read_parquet(local_run / relative), local_images.name)
+        on_s3 = by_image(read_s3_delta(relative), "raw")
+        local = by_image(read_delta(local_run / relative), local_images.name)
         assert len(on_s3) == len(local) == len(CLASSES) * sum(PER_SPLIT.values())
         assert list(on_s3["image"]) == list(local["image"])
         assert list(on_s3["label"]) == list(local["label"])
@@ -174,7 +174,11 @@ def test_outputs_on_s3_equal_a_local_run(instance_run, local_run, local_images):
 
 
 def test_spark_wrote_through_the_s3a_magic_committer(instance_run):
-    success = json.loads(s3_text(f"{PREFIX}/data/02_intermediate/images.parquet/_SUCCESS"))
+    # Delta writes its tables' files itself; the models' Parquet goes through the committer.
+    [model_data] = s3fs.S3FileSystem().glob(
+        f"{BUCKET}/{PREFIX}/data/06_models/pca_model/stages/*/data/_SUCCESS"
+    )
+    success = json.loads(s3_text(model_data.split("/", 1)[1]))
     assert success["committer"] == "magic"
     # Nothing of the committer's pending uploads is left in the bucket.
     assert not s3fs.S3FileSystem().glob(f"{BUCKET}/{PREFIX}/data/**/__magic*")

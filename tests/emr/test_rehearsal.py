@@ -16,8 +16,16 @@ import pandas as pd
 import pytest
 import s3fs
 
-from tests.conftest import REPO, S3A_JARS, WEIGHTS_FILE, copy_project, copy_real_images, run_project
-from tests.helpers import by_image, read_parquet_folder
+from tests.conftest import (
+    DELTA_JARS,
+    REPO,
+    S3A_JARS,
+    WEIGHTS_FILE,
+    copy_project,
+    copy_real_images,
+    run_project,
+)
+from tests.helpers import by_image, read_delta, read_delta_folder
 
 pytestmark = pytest.mark.emr
 
@@ -47,6 +55,7 @@ def emr_run(s3_server, packaged_project, local_images, tmp_path_factory):
     """Upload images and weights, then run the packaged job with spark-submit --env emr."""
     for jar in S3A_JARS:
         assert jar.is_file(), f"{jar} missing: run `make setup`, which fetches it with Maven."
+    assert DELTA_JARS, "Delta Lake's jars missing: run `make setup`, which fetches them."
     s3 = s3_server.client()
     s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-3"})
     s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/logs/spark-events/")
@@ -57,7 +66,13 @@ def emr_run(s3_server, packaged_project, local_images, tmp_path_factory):
     weights_key = f"{PREFIX}/models/{WEIGHTS_FILE.name}"
     s3.upload_file(str(WEIGHTS_FILE), BUCKET, weights_key)
 
+    return submit(s3_server, packaged_project, tmp_path_factory.mktemp("emr_driver"))
+
+
+def submit(s3_server, packaged_project: Path, workdir: Path) -> subprocess.CompletedProcess:
+    """The packaged job through spark-submit --env emr, as EMR's step runs it."""
     wheel = next(packaged_project.glob("fruits-*.whl"))
+    weights_key = f"{PREFIX}/models/{WEIGHTS_FILE.name}"
     params = {
         "data_root": f"s3a://{BUCKET}/{PREFIX}/data",
         "raw_images_path": f"s3a://{BUCKET}/{PREFIX}/raw",
@@ -66,7 +81,8 @@ def emr_run(s3_server, packaged_project, local_images, tmp_path_factory):
     command = [
         str(BIN / "spark-submit"),
         "--master", "local[2]",
-        "--jars", ",".join(str(jar) for jar in S3A_JARS),
+        # EMR has S3 (EMRFS) and Delta (delta-defaults) on its classpath; here, their jars.
+        "--jars", ",".join(str(jar) for jar in [*S3A_JARS, *DELTA_JARS]),
         "--py-files", str(wheel),
         "--conf", f"spark.hadoop.fs.s3a.endpoint={s3_server.endpoint}",
         "--conf", "spark.hadoop.fs.s3a.path.style.access=true",
@@ -77,7 +93,6 @@ def emr_run(s3_server, packaged_project, local_images, tmp_path_factory):
         "--conf-source", str(packaged_project / "conf-fruits.tar.gz"),
         "--params", ",".join(f"{key}={value}" for key, value in params.items()),
     ]  # fmt: skip
-    workdir = tmp_path_factory.mktemp("emr_driver")
     result = subprocess.run(
         command,
         check=False,
@@ -101,8 +116,21 @@ def local_run(local_images, tmp_path_factory, spark) -> Path:
     return data_root
 
 
-def read_s3_parquet(relative: str) -> pd.DataFrame:
-    return read_parquet_folder(s3fs.S3FileSystem(), f"{BUCKET}/{PREFIX}/data/{relative}")
+@pytest.fixture(scope="module")
+def emr_rerun(emr_run, s3_server, packaged_project, local_images, tmp_path_factory) -> dict:
+    """The same job again with one new photo in the bucket: the report of that second run."""
+    photo = sorted((local_images / "Training" / "Banana").iterdir())[0]
+    s3_server.client().upload_file(str(photo), BUCKET, f"{PREFIX}/raw/Training/Banana/one more.jpg")
+    submit(s3_server, packaged_project, tmp_path_factory.mktemp("emr_driver_again"))
+    with s3fs.S3FileSystem().open(f"{BUCKET}/{PREFIX}/data/{REPORT}") as report:
+        return json.load(report)
+
+
+REPORT = "08_reporting/featurization_report.json"
+
+
+def read_s3_delta(relative: str) -> pd.DataFrame:
+    return read_delta_folder(s3fs.S3FileSystem(), f"{BUCKET}/{PREFIX}/data/{relative}")
 
 
 def test_the_packaged_wheel_ran(emr_run):
@@ -113,11 +141,11 @@ def test_the_packaged_wheel_ran(emr_run):
 
 def test_emr_outputs_equal_a_local_run(emr_run, local_run, local_images):
     for relative, column in [
-        ("04_feature/image_features.parquet", "features"),
-        ("05_model_input/pca_features.parquet", "pca_features"),
+        ("04_feature/image_features", "features"),
+        ("05_model_input/pca_features", "pca_features"),
     ]:
-        on_s3 = by_image(read_s3_parquet(relative), "raw")
-        local = by_image(pd.read_parquet(local_run / relative), local_images.name)
+        on_s3 = by_image(read_s3_delta(relative), "raw")
+        local = by_image(read_delta(local_run / relative), local_images.name)
         assert len(on_s3) == len(local) == len(CLASSES) * 8
         assert list(on_s3["image"]) == list(local["image"])
         assert list(on_s3["label"]) == list(local["label"])
@@ -139,14 +167,29 @@ def test_emr_outputs_equal_a_local_run(emr_run, local_run, local_images):
 def test_every_output_is_in_the_bucket(emr_run):
     listed = s3fs.S3FileSystem().find(f"{BUCKET}/{PREFIX}/data")
     for expected in [
-        "02_intermediate/images.parquet/_SUCCESS",
-        "04_feature/image_features.parquet/_SUCCESS",
-        "05_model_input/pca_features.parquet/_SUCCESS",
+        # The Delta tables' first commits.
+        "02_intermediate/images/_delta_log/00000000000000000000.json",
+        "04_feature/image_feature_store/_delta_log/00000000000000000000.json",
+        "04_feature/image_features/_delta_log/00000000000000000000.json",
+        "05_model_input/pca_features/_delta_log/00000000000000000000.json",
         "06_models/pca_model/metadata/_SUCCESS",
         "08_reporting/explained_variance.json",
         "08_reporting/scree_plot.png",
     ]:
         assert f"{BUCKET}/{PREFIX}/data/{expected}" in listed
+
+
+def test_a_rerun_on_s3_reads_only_the_new_photo(emr_rerun):
+    """On S3 too: the unchanged files are not downloaded, the tables are merged, not rewritten."""
+    assert (emr_rerun["image_files"], emr_rerun["files_read"]) == (len(CLASSES) * 8 + 1, 1)
+    # Same bytes as an image already there: no CNN at all, one more row in the features.
+    assert (emr_rerun["contents_new"], emr_rerun["contents_reused"]) == (0, len(CLASSES) * 8)
+    tables = emr_rerun["tables"]
+    assert tables["images"]["written"] == [tables["images"]["read"] + 1]
+    assert tables["images"]["inserted"] == 1 and tables["image_features"]["inserted"] == 1
+    assert len(read_s3_delta("04_feature/image_features")) == len(CLASSES) * 8 + 1
+    # The run let go of the data root's lock.
+    assert not s3fs.S3FileSystem().exists(f"{BUCKET}/{PREFIX}/data/.fruits-run.lock")
 
 
 def test_fruits_serve_answers_from_the_bucket(emr_run, local_images, tmp_path):

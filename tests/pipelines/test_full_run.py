@@ -11,24 +11,24 @@ from sklearn.decomposition import PCA as SklearnPCA
 
 from fruits.ml.pca import project
 from tests.conftest import keras_reference_features
-from tests.helpers import local_path
+from tests.helpers import local_path, read_delta
 
 pytestmark = pytest.mark.pipeline
 
 
 @pytest.fixture(scope="module")
 def images(pipeline_run) -> pd.DataFrame:
-    return pd.read_parquet(pipeline_run.data_root / "02_intermediate" / "images.parquet")
+    return read_delta(pipeline_run.data_root / "02_intermediate" / "images")
 
 
 @pytest.fixture(scope="module")
 def image_features(pipeline_run) -> pd.DataFrame:
-    return pd.read_parquet(pipeline_run.data_root / "04_feature" / "image_features.parquet")
+    return read_delta(pipeline_run.data_root / "04_feature" / "image_features")
 
 
 @pytest.fixture(scope="module")
 def pca_features(pipeline_run) -> pd.DataFrame:
-    return pd.read_parquet(pipeline_run.data_root / "05_model_input" / "pca_features.parquet")
+    return read_delta(pipeline_run.data_root / "05_model_input" / "pca_features")
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,9 @@ def test_labels_splits_and_hashes_come_from_the_files(images):
 
 
 def test_features_are_1280_finite_floats_with_labels(images, image_features):
-    assert list(image_features.columns) == ["path", "label", "split", "content_hash", "features"]
+    assert list(image_features.columns) == [
+        "path", "label", "split", "content_hash", "backbone", "features",
+    ]  # fmt: skip
     matrix = feature_matrix(image_features)
     assert matrix.shape == (len(images), 1280)
     assert np.isfinite(matrix).all()
@@ -100,8 +102,8 @@ def test_explained_variance_matches_scikit_learn(explained_variance, image_featu
 
 def test_pca_model_reloads_and_reproduces_pca_features(pipeline_run, spark, pca_features):
     pca_model = PipelineModel.load(str(pipeline_run.data_root / "06_models" / "pca_model"))
-    features = spark.read.parquet(
-        str(pipeline_run.data_root / "04_feature" / "image_features.parquet")
+    features = spark.read.format("delta").load(
+        str(pipeline_run.data_root / "04_feature" / "image_features")
     )
     reprojected = project(features, pca_model).toPandas().sort_values("path")
     stored = pca_features.sort_values("path")

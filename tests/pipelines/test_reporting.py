@@ -20,8 +20,8 @@ def test_pipeline_run_wrote_every_plot(pipeline_run, name):
 
 @pytest.mark.pipeline
 def test_pca_scatter_draws_a_bounded_sample(spark, pipeline_run):
-    pca_features = spark.read.parquet(
-        str(pipeline_run.data_root / "05_model_input" / "pca_features.parquet")
+    pca_features = spark.read.format("delta").load(
+        str(pipeline_run.data_root / "05_model_input" / "pca_features")
     )
     figure = plot_pca_scatter(pca_features, PcaScatterParams(max_points=50, seed=1))
     points = sum(len(c.get_offsets()) for c in figure.axes[0].collections)
@@ -32,7 +32,9 @@ def test_pca_scatter_draws_a_bounded_sample(spark, pipeline_run):
 
 @pytest.mark.pipeline
 def test_sample_images_grid_has_one_panel_per_class(spark, pipeline_run):
-    images = spark.read.parquet(str(pipeline_run.data_root / "02_intermediate" / "images.parquet"))
+    images = spark.read.format("delta").load(
+        str(pipeline_run.data_root / "02_intermediate" / "images")
+    )
     figure = plot_sample_images(images, SampleImagesParams(max_classes=5, per_class=2))
     titles = [axis.get_title() for axis in figure.axes]
     assert titles == sorted(r.label for r in images.select("label").distinct().collect())[:5]

@@ -26,8 +26,10 @@ def test_default_run_trains_and_scores_on_a_folder_without_split_folders(spark, 
 
     run_project(raw_images_path=str(raw_images), data_root=str(data_root), **WEIGHTS_PARAMS)
 
-    images = spark.read.parquet(str(data_root / "02_intermediate" / "images.parquet")).select(
-        "path", "split"
+    images = (
+        spark.read.format("delta")
+        .load(str(data_root / "02_intermediate" / "images"))
+        .select("path", "split")
     )
     assert {local_path(row.path): row.split for row in images.collect()} == expected
     metrics = json.loads((data_root / "08_reporting" / "classification_metrics.json").read_text())

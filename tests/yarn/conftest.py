@@ -26,7 +26,14 @@ import s3fs
 
 from fruits.apps import emr
 from fruits.vision.embedder import EMBEDDER_BUILT
-from tests.conftest import S3A_JARS, WEIGHTS_FILE, S3Server, copy_project, copy_real_images
+from tests.conftest import (
+    DELTA_JARS,
+    S3A_JARS,
+    WEIGHTS_FILE,
+    S3Server,
+    copy_project,
+    copy_real_images,
+)
 from tools.yarn.minicluster import YarnCluster, mini_yarn, processes
 
 BUCKET = "fruits-yarn"
@@ -172,13 +179,17 @@ def cluster_python(bucket: S3Server, spec, tmp_path_factory) -> Path:
 def rehearsal_settings(bucket: S3Server, python: Path, staging: Path) -> dict[str, str]:
     """What differs from EMR here, and only that (the README lists it)."""
     credentials = {key: bucket.environment[key] for key in sorted(bucket.environment)}
-    jars = [f"local:{Path(pyspark.__file__).parent / 'jars'}/*", *(f"local:{j}" for j in S3A_JARS)]
+    jars = [
+        f"local:{Path(pyspark.__file__).parent / 'jars'}/*",
+        *(f"local:{jar}" for jar in [*S3A_JARS, *DELTA_JARS]),
+    ]
     return {
         # The bootstrap action's venv is the test's folder, not /opt/fruits/venv.
         emr.PYTHON_SETTING: str(python),
         "spark.yarn.appMasterEnv.PYSPARK_PYTHON": str(python),
-        # EMR's nodes have Spark and EMRFS installed; here the containers use pyspark's jars
-        # and S3A, for s3:// (EMRFS on EMR) as for s3a://, against the local S3 server.
+        # EMR's nodes have Spark, EMRFS and Delta (delta-defaults) installed; here the
+        # containers use pyspark's jars, Delta's, and S3A, for s3:// (EMRFS on EMR) as for
+        # s3a://, against the local S3 server.
         "spark.yarn.jars": ",".join(jars),
         "spark.hadoop.fs.s3.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
         "spark.hadoop.fs.s3a.endpoint": bucket.endpoint,

@@ -14,6 +14,7 @@ import s3fs
 
 from fruits.vision.embedder import EMBEDDER_BUILT
 from tests.conftest import WEIGHTS_FILE, WEIGHTS_PARAMS, run_project
+from tests.helpers import read_delta, read_delta_folder
 from tests.yarn.conftest import (
     BUCKET,
     IMAGES,
@@ -56,13 +57,12 @@ def relative_key(path: str) -> str:
 def s3_table(relative: str) -> pd.DataFrame:
     s3 = s3fs.S3FileSystem()
     s3.invalidate_cache()
-    parts = s3.glob(f"{DATA}/{relative}/part-*.parquet")
-    table = pd.concat([pd.read_parquet(s3.open(part)) for part in parts], ignore_index=True)
+    table = read_delta_folder(s3, f"{DATA}/{relative}")
     return table.assign(image=table["path"].map(relative_key)).sort_values("image")
 
 
 def local_table(data_root: Path, relative: str) -> pd.DataFrame:
-    table = pd.read_parquet(data_root / relative)
+    table = read_delta(data_root / relative)
     return table.assign(image=table["path"].map(relative_key)).sort_values("image")
 
 
@@ -80,8 +80,8 @@ FEATURES_ONLY = "ingestion,featurization"
 def assert_outputs_equal_local(local_run: Path, features_only: bool = False) -> None:
     """Every output on S3 equals the local run's: rows, labels, features, k, metrics."""
     tables = [
-        ("04_feature/image_features.parquet", "features"),
-        ("05_model_input/pca_features.parquet", "pca_features"),
+        ("04_feature/image_features", "features"),
+        ("05_model_input/pca_features", "pca_features"),
     ]
     for relative, column in tables[:1] if features_only else tables:
         on_s3, local = s3_table(relative), local_table(local_run, relative)
@@ -110,9 +110,7 @@ def assert_outputs_equal_local(local_run: Path, features_only: bool = False) -> 
 def assert_each_content_once_in_the_store() -> None:
     s3 = s3fs.S3FileSystem()
     s3.invalidate_cache()
-    current = s3.cat_file(f"{DATA}/04_feature/image_feature_store/_CURRENT").decode().strip()
-    parts = s3.glob(f"{DATA}/04_feature/image_feature_store/{current}/part-*.parquet")
-    store = pd.concat([pd.read_parquet(s3.open(part)) for part in parts], ignore_index=True)
+    store = read_delta_folder(s3, f"{DATA}/04_feature/image_feature_store")
     assert store["content_hash"].is_unique and len(store) == IMAGES
 
 

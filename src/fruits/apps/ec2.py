@@ -50,8 +50,16 @@ RUNS_FOLDER = "logs/ec2"
 LAUNCH_RECORD = "launch.json"
 # What the instance installs: everything of the lock (no Spark is provided on a bare instance).
 REQUIREMENTS_FILE = "requirements-ec2.txt"
-# Spark's S3 connector and committer bindings, uploaded from the project's .jars/ (`make setup`).
-JAR_NAMES = ("hadoop-aws-", "aws-java-sdk-bundle-", "spark-hadoop-cloud_")
+# Spark's S3 connector and committer bindings, and Delta Lake, uploaded from the project's .jars/
+# (`make setup`).
+JAR_NAMES = (
+    "hadoop-aws-",
+    "aws-java-sdk-bundle-",
+    "spark-hadoop-cloud_",
+    # Delta Lake (the tables updated in place), fetched into .jars/delta.
+    "delta/delta-spark_",
+    "delta/delta-storage-",
+)
 # A role or instance profile just created is not usable by RunInstances for a few seconds.
 PROFILE_PROPAGATION_SECONDS = 60
 
@@ -233,7 +241,7 @@ def instance_request(
 
 
 def build_artifacts(project_dir: Path, output_dir: Path) -> list[Path]:
-    """`kedro package`, the pinned requirements, and Spark's S3 jars (folder ``jars``)."""
+    """`kedro package`, the pinned requirements, Spark's S3 and Delta jars (folder ``jars``)."""
     built = artifacts.package_project(project_dir, output_dir)
     requirements = output_dir / REQUIREMENTS_FILE
     requirements.write_text(
@@ -247,7 +255,7 @@ def build_artifacts(project_dir: Path, output_dir: Path) -> list[Path]:
         if not found:
             raise FruitsInputError(
                 f"no {name}*.jar in {project_dir / '.jars'}: run `make setup`, which fetches "
-                "Spark's S3 jars."
+                "Spark's S3 and Delta jars."
             )
         shutil.copy2(found[-1], jars)
     built.append(jars)

@@ -67,7 +67,7 @@ def classify_with_spark(catalog: Any, features: np.ndarray) -> tuple[np.ndarray,
     from pyspark.sql import SparkSession  # noqa: PLC0415
 
     from fruits.ml.classifier import to_pca_vectors  # noqa: PLC0415
-    from fruits.ml.pca import project_features  # noqa: PLC0415
+    from fruits.ml.pca import project  # noqa: PLC0415
 
     spark = SparkSession.getActiveSession()
     rows = [(str(i), "", None, vector.tolist()) for i, vector in enumerate(features)]
@@ -76,7 +76,7 @@ def classify_with_spark(catalog: Any, features: np.ndarray) -> tuple[np.ndarray,
     )
     classifier = catalog.load("fruit_classifier")
     scored = classifier.transform(
-        to_pca_vectors(project_features(frame, catalog.load("pca_model")))
+        to_pca_vectors(project(frame, catalog.load("pca_model")))
     )
     ordered = sorted(scored.select("path", "probability").collect(), key=lambda row: int(row.path))
     labels = classifier.stages[-1].getLabels()

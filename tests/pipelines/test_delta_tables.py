@@ -1,0 +1,220 @@
+"""The Delta tables around the runs: one writer at a time, earlier runs read back, the old
+snapshot store migrated, maintenance as its policy says."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from delta.tables import DeltaTable
+
+from fruits.datasets import RunLockDataset
+from fruits.datasets.run_lock import RunLockedError
+from fruits.spark import delta
+from tests.conftest import REPO, WEIGHTS_PARAMS, copy_real_images, run_project
+from tests.helpers import read_delta
+
+FEATURES_ONLY = ["ingestion", "featurization"]
+CLASSES = ["Apple Braeburn", "Banana", "Kiwi", "Lemon"]
+KEDRO = Path(sys.executable).with_name("kedro")
+
+
+def report(data: Path) -> dict:
+    return json.loads((data / "08_reporting" / "featurization_report.json").read_text())
+
+
+def kedro_run(raw: Path, data: Path) -> subprocess.Popen:
+    params = {"raw_images_path": raw, "data_root": data, **WEIGHTS_PARAMS}
+    return subprocess.Popen(
+        [str(KEDRO), "run", "--env", "local", "--pipelines", ",".join(FEATURES_ONLY),
+         "--params", ",".join(f"{key}={value}" for key, value in params.items())],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"},
+    )  # fmt: skip
+
+
+@pytest.mark.pipeline
+def test_a_second_run_on_the_same_data_root_stops_at_once(tmp_path):
+    raw, data = tmp_path / "raw", tmp_path / "data"
+    copy_real_images(raw, CLASSES, {"Training": 4})
+    first = kedro_run(raw, data)
+    try:
+        deadline = time.monotonic() + 120
+        while not (data / ".fruits-run.lock").exists():
+            assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+            time.sleep(0.05)
+        started = time.monotonic()
+        second = kedro_run(raw, data)
+        _, stderr = second.communicate(timeout=120)
+        refused_after = time.monotonic() - started
+        assert second.returncode == 2
+        [line] = [line for line in stderr.splitlines() if line.startswith("fruits: error:")]
+        assert "another run is writing to" in line and f"pid {first.pid} " in line
+        assert first.poll() is None, "the first run must still be running: the second waited"
+    finally:
+        _, first_err = first.communicate(timeout=600)
+    assert first.returncode == 0, first_err[-3000:]
+    assert refused_after < 60  # no model, no Spark job: the lock is taken before the run
+    assert report(data)["accepted"] == len(CLASSES) * 4
+    assert not (data / ".fruits-run.lock").exists()
+
+
+def test_the_lock_is_exclusive_and_a_dead_holder_is_taken_over(tmp_path):
+    lock_file = tmp_path / "data" / ".fruits-run.lock"
+    lock, other = RunLockDataset(filepath=str(lock_file)), RunLockDataset(filepath=str(lock_file))
+    lock.acquire("run A")
+    with pytest.raises(RunLockedError, match=r"another run is writing .*run A"):
+        other.acquire("run B")
+    assert lock.load()["run"] == "run A"
+    lock.release()
+    assert not lock_file.exists()
+    # A run killed without leaving its lock: its process no longer exists on this machine.
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    holder = {"run": "killed", "host": socket.gethostname(), "pid": gone.pid,
+              "started": time.time(), "heartbeat": time.time()}  # fmt: skip
+    lock_file.write_text(json.dumps(holder))
+    other.acquire("run B")
+    assert other.load()["run"] == "run B"
+    other.release()
+    # On another machine, the holder is gone when its heartbeat stopped long enough ago.
+    lock_file.write_text(json.dumps({**holder, "host": "elsewhere", "heartbeat": time.time()}))
+    with pytest.raises(RunLockedError):
+        RunLockDataset(filepath=str(lock_file), stale_after_seconds=60).acquire("run C")
+    lock_file.write_text(json.dumps({**holder, "host": "elsewhere", "heartbeat": 0}))
+    taker = RunLockDataset(filepath=str(lock_file), stale_after_seconds=60)
+    taker.acquire("run C")
+    taker.release()
+
+
+def test_the_lock_on_s3_is_a_conditional_put(s3_server):
+    """If-None-Match: * on create, If-Match on takeover: of two runs, one wins."""
+    s3_server.client().create_bucket(
+        Bucket="fruits-locks", CreateBucketConfiguration={"LocationConstraint": "eu-west-3"}
+    )
+    uri = "s3a://fruits-locks/data/.fruits-run.lock"
+    lock, other = RunLockDataset(filepath=uri), RunLockDataset(filepath=uri)
+    lock.acquire("run A")
+    with pytest.raises(RunLockedError, match="run A"):
+        other.acquire("run B")
+    lock.release()
+    other.acquire("run B")
+    assert lock.load()["run"] == "run B"
+    other.release()
+    assert lock.load() is None
+
+
+@pytest.mark.pipeline
+def test_time_travel_reads_an_earlier_runs_features(tmp_path, spark):
+    """The versions in featurization_report read back exactly what that run published."""
+    raw, data = tmp_path / "raw", tmp_path / "data"
+    copy_real_images(raw, CLASSES, {"Training": 3})
+    run_project(pipelines=FEATURES_ONLY, raw_images_path=str(raw), data_root=str(data),
+                **WEIGHTS_PARAMS)  # fmt: skip
+    first, first_features = report(data), read_delta(data / "04_feature" / "image_features")
+    copy_real_images(raw, ["Pear"], {"Training": 2})
+    (raw / "Training" / "Kiwi" / sorted(os.listdir(raw / "Training" / "Kiwi"))[0]).unlink()
+    run_project(pipelines=FEATURES_ONLY, raw_images_path=str(raw), data_root=str(data),
+                **WEIGHTS_PARAMS)  # fmt: skip
+    second = report(data)
+    table = second["tables"]["image_features"]
+    assert table["read"] == first["tables"]["image_features"]["written"][-1]
+    assert table["written"] == [table["read"] + 1]
+    assert (table["inserted"], table["deleted"]) == (2, 1)
+    # As the README shows it: Spark's versionAsOf on the table's path.
+    earlier = (
+        spark.read.format("delta").option("versionAsOf", table["read"]).load(table["path"])
+    ).toPandas()
+    now = spark.read.format("delta").load(table["path"]).toPandas()
+    assert len(earlier) == len(first_features) == len(CLASSES) * 3
+    assert len(now) == len(CLASSES) * 3 + 1
+    ordered = [
+        frame.sort_values("path").reset_index(drop=True) for frame in (earlier, first_features)
+    ]
+    assert list(ordered[0]["path"]) == list(ordered[1]["path"])
+    np.testing.assert_array_equal(
+        np.stack(ordered[0]["features"]), np.stack(ordered[1]["features"])
+    )
+
+
+@pytest.mark.pipeline
+def test_the_old_snapshot_store_is_migrated_without_computing_again(tmp_path, monkeypatch, caplog):
+    raw, data = tmp_path / "raw", tmp_path / "data"
+    copy_real_images(raw, CLASSES, {"Training": 3})
+    run_project(pipelines=FEATURES_ONLY, raw_images_path=str(raw), data_root=str(data),
+                **WEIGHTS_PARAMS)  # fmt: skip
+    # The layout of the earlier store: Parquet snapshots and a pointer to the current one.
+    store = data / "04_feature" / "image_feature_store"
+    features = read_delta(store)
+    shutil.rmtree(store)
+    (store / "snapshot-20260101T000000-aaaa").mkdir(parents=True)
+    features.to_parquet(store / "snapshot-20260101T000000-aaaa" / "part-00000.parquet")
+    (store / "snapshot-20251231T000000-bbbb").mkdir()
+    (store / "_CURRENT").write_text("snapshot-20260101T000000-aaaa")
+
+    from fruits.spark import feature_store  # noqa: PLC0415
+
+    def no_inference(*args, **kwargs):
+        raise AssertionError("the CNN ran on contents the old store held")
+
+    monkeypatch.setattr(feature_store, "featurize_images", no_inference)
+    caplog.set_level("WARNING")
+    run_project(pipelines=FEATURES_ONLY, raw_images_path=str(raw), data_root=str(data),
+                **WEIGHTS_PARAMS)  # fmt: skip
+    assert "holds the previous snapshot store" in caplog.text
+    assert sorted(path.name for path in store.iterdir() if not path.name.startswith("part-")) == [
+        "_delta_log"
+    ]
+    migrated = read_delta(store).sort_values("content_hash").reset_index(drop=True)
+    expected = features.sort_values("content_hash").reset_index(drop=True)
+    assert list(migrated["content_hash"]) == list(expected["content_hash"])
+    assert report(data)["contents_reused"] == len(CLASSES) * 3
+
+
+def test_maintenance_compacts_after_the_policys_number_of_commits(spark, tmp_path):
+    path = str(tmp_path / "table")
+    policy = delta.Maintenance(optimize_every=3, vacuum_retention_hours=168)
+    for number in range(5):
+        rows = spark.createDataFrame([(f"k{number}", number)], "key string, value int")
+        changes = delta.TableChanges(rows=lambda rows=rows: delta.upserts(rows))
+        assert delta.apply_changes(spark, path, changes, ["key"])
+        delta.maintain(spark, path, policy)
+    operations = [
+        row["operation"]
+        for row in DeltaTable.forPath(spark, path).history().orderBy("version").collect()
+    ]
+    # Three commits, then OPTIMIZE (and VACUUM, which keeps every recent file).
+    assert operations[:4] == ["WRITE", "MERGE", "MERGE", "OPTIMIZE"]
+    assert operations.count("OPTIMIZE") == 1
+    assert sorted(spark.read.format("delta").load(path).toPandas()["key"]) == [
+        f"k{number}" for number in range(5)
+    ]
+    # Every version is still readable: nothing recent was vacuumed.
+    first = spark.read.format("delta").option("versionAsOf", 0).load(path).toPandas()
+    assert list(first["key"]) == ["k0"]
+
+
+def test_unchanged_sources_compute_nothing(spark, tmp_path):
+    path = str(tmp_path / "table")
+    rows = spark.createDataFrame([("a", 1)], "key string, value int")
+    first = delta.TableChanges(rows=lambda: delta.upserts(rows), sources={"input": "v1"})
+    assert delta.apply_changes(spark, path, first, ["key"])
+
+    def never():
+        raise AssertionError("computed although the sources are unchanged")
+
+    assert not delta.apply_changes(spark, path, delta.TableChanges(never, {"input": "v1"}), ["key"])
+    # New sources without a change: recorded (an empty commit), so the next run skips.
+    empty = delta.TableChanges(rows=lambda: delta.upserts(rows).limit(0), sources={"input": "v2"})
+    assert not delta.apply_changes(spark, path, empty, ["key"])
+    assert not delta.apply_changes(spark, path, delta.TableChanges(never, {"input": "v2"}), ["key"])
+    assert pd.DataFrame(spark.read.format("delta").load(path).toPandas())["key"].tolist() == ["a"]
