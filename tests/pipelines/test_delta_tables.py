@@ -147,17 +147,20 @@ def test_time_travel_reads_an_earlier_runs_features(tmp_path, spark):
 
 
 @pytest.mark.pipeline
-def test_the_old_snapshot_store_is_migrated_without_computing_again(tmp_path, monkeypatch, caplog):
+def test_the_old_snapshot_store_is_migrated_without_computing_again(
+    tmp_path, monkeypatch, caplog, spark
+):
     raw, data = tmp_path / "raw", tmp_path / "data"
     copy_real_images(raw, CLASSES, {"Training": 3})
     run_project(pipelines=FEATURES_ONLY, raw_images_path=str(raw), data_root=str(data),
                 **WEIGHTS_PARAMS)  # fmt: skip
-    # The layout of the earlier store: Parquet snapshots and a pointer to the current one.
+    # The layout of the earlier store: Parquet snapshots (Spark's) and a pointer to the current.
     store = data / "04_feature" / "image_feature_store"
     features = read_delta(store)
+    spark.read.format("delta").load(str(store)).write.parquet(str(tmp_path / "snapshot"))
     shutil.rmtree(store)
-    (store / "snapshot-20260101T000000-aaaa").mkdir(parents=True)
-    features.to_parquet(store / "snapshot-20260101T000000-aaaa" / "part-00000.parquet")
+    store.mkdir()
+    shutil.move(tmp_path / "snapshot", store / "snapshot-20260101T000000-aaaa")
     (store / "snapshot-20251231T000000-bbbb").mkdir()
     (store / "_CURRENT").write_text("snapshot-20260101T000000-aaaa")
 
@@ -171,9 +174,7 @@ def test_the_old_snapshot_store_is_migrated_without_computing_again(tmp_path, mo
     run_project(pipelines=FEATURES_ONLY, raw_images_path=str(raw), data_root=str(data),
                 **WEIGHTS_PARAMS)  # fmt: skip
     assert "holds the previous snapshot store" in caplog.text
-    assert sorted(path.name for path in store.iterdir() if not path.name.startswith("part-")) == [
-        "_delta_log"
-    ]
+    assert not list(store.glob("*snapshot*")) and not (store / "_CURRENT").exists()
     migrated = read_delta(store).sort_values("content_hash").reset_index(drop=True)
     expected = features.sort_values("content_hash").reset_index(drop=True)
     assert list(migrated["content_hash"]) == list(expected["content_hash"])

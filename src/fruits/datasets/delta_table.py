@@ -91,7 +91,8 @@ class DeltaMergeDataset(AbstractDataset[delta.TableChanges, DataFrame | None]):
                 pointer,
             )
             snapshot = spark.read.parquet(f"{self._filepath}/{pointer}")
-            snapshot.write.format("delta").mode("overwrite").save(self._filepath)
+            with delta.extra_commit_metadata(spark, {"migrated_from": pointer}):
+                snapshot.write.format("delta").mode("overwrite").save(self._filepath)
         # The Delta table is committed: the snapshots can go (a crash here is resumed later).
         for entry in fs.ls(root, detail=False):
             if entry.rstrip("/").rsplit("/", 1)[-1].startswith("snapshot-"):

@@ -115,7 +115,7 @@ def apply_changes(spark: SparkSession, path: str, changes: TableChanges, key: li
     rows = changes.rows().persist(StorageLevel.MEMORY_AND_DISK)
     try:
         columns = [name for name in rows.columns if name != CHANGE]
-        with _commit_metadata(spark, changes.sources):
+        with extra_commit_metadata(spark, {"sources": changes.sources}):
             if not exists:
                 # A first run: the upserts are the table (an empty one still has a schema).
                 upserted = rows.where(F.col(CHANGE) == UPSERT).select(*columns)
@@ -151,12 +151,12 @@ def _last_sources(spark: SparkSession, path: str) -> dict[str, Any] | None:
     return None
 
 
-class _commit_metadata:  # noqa: N801 - used as a context manager
-    """Add ``sources`` to the run's commit metadata for the commits inside the block."""
+class extra_commit_metadata:  # noqa: N801 - used as a context manager
+    """Add ``extra`` to the run's commit metadata for the commits made inside the block."""
 
-    def __init__(self, spark: SparkSession, sources: dict[str, Any]) -> None:
+    def __init__(self, spark: SparkSession, extra: dict[str, Any]) -> None:
         self._spark = spark
-        self._sources = sources
+        self._extra = extra
         self._before: str | None = None
 
     def __enter__(self) -> None:
@@ -165,7 +165,7 @@ class _commit_metadata:  # noqa: N801 - used as a context manager
             run = json.loads(self._before or "{}")
         except ValueError:
             run = {"run": self._before}
-        self._spark.conf.set(RUN_METADATA_KEY, json.dumps({**run, "sources": self._sources}))
+        self._spark.conf.set(RUN_METADATA_KEY, json.dumps({**run, **self._extra}))
 
     def __exit__(self, *exc_info: object) -> None:
         if self._before is None:
@@ -244,6 +244,8 @@ def run_commits(spark: SparkSession, path: str, run: str | None, depth: int = 10
     first = ours[0]["version"] if ours else None
     done["read"] = rows[-1]["version"] if first is None else (first - 1 if first > 0 else None)
     for row in ours:
+        if "migrated_from" in commit_metadata(row):
+            continue  # rows brought over from the earlier store, not this run's work
         metrics = row["operationMetrics"] or {}
         for name, metric in _ROW_METRICS.get(row["operation"], {}).items():
             done[name] += int(metrics.get(metric, 0))
