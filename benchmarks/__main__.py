@@ -27,6 +27,8 @@ from benchmarks.baselines import (
     spark_defaults_session,
 )
 from benchmarks.cold_runs import ColdRows
+from benchmarks.images import RawImages
+from benchmarks.incremental import incremental_rows
 from benchmarks.machine import machine, spark_job_latency
 from benchmarks.measure import Scaling, size_rows, tuning_rows, warm_up
 from benchmarks.plan import ImageSets, Plan, parse_args
@@ -163,8 +165,26 @@ def write(results: dict[str, Any], output: Path) -> None:
     print(f"Written: {output / 'BENCHMARKS.md'}, {output / 'benchmarks' / 'results.json'}")
 
 
+def incremental(args: Any, output: Path, workdir: Path) -> None:
+    """Only the re-run rows, merged into the last full run's results."""
+    filter_ = Project(args.weights, workdir, args.sha256).settings().image_filter
+    stop_spark()  # each row is a `kedro run` of its own
+    main_images = RawImages.listed([args.images], filter_)
+    sets = [main_images, main_images.combined(RawImages.listed([args.more_images], filter_))]
+    results = json.loads((output / "benchmarks" / "results.json").read_text())
+    results["incremental"] = incremental_rows(sets, args.weights, workdir)
+    results["incremental"]["command"] = "make benchmark ARGS=--incremental"
+    results["incremental"]["date"] = time.strftime("%Y-%m-%d")
+    write(results, output)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.incremental:
+        workdir = Path(tempfile.mkdtemp(prefix="fruits-bench-"))
+        incremental(args, args.output or REPO, workdir)
+        shutil.rmtree(workdir, ignore_errors=True)
+        return
     plan = Plan.from_args(args)
     output = args.output or (
         Path(tempfile.mkdtemp(prefix="fruits-bench-smoke-")) if args.smoke else REPO
@@ -183,6 +203,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     more_rows(bench)
     stop_spark()
+    if bench.images.more is not None:
+        sets = [bench.images.whole, bench.images.whole.combined(bench.images.more)]
+        bench.results["incremental"] = incremental_rows(sets, args.weights, workdir / "re-runs")
     cores = os.cpu_count() or 1
     stage_rate = bench.results["rows"]["our_stage"]["images_per_s"]
     bench.results["emr"] = emr_sizing(stage_rate, cores)

@@ -34,6 +34,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="1,000 images; no scaling or sizes")
     mode.add_argument(
+        "--incremental", action="store_true",
+        help="only the re-run rows (--images, then --images + --more-images; about 25 min), "
+        "merged into the last results.json and BENCHMARKS.md",
+    )  # fmt: skip
+    mode.add_argument(
         "--smoke", action="store_true",
         help="a few images of 3 classes, every part once (about 3 min): checks that the "
         "benchmark runs; its figures mean nothing. Writes to a temporary folder by default",

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.incremental import incremental_markdown
 from benchmarks.sizing import ec2_markdown, emr_markdown
 
 # The rows of the main table: key in results["rows"], what it measures.
@@ -35,6 +36,8 @@ def markdown(results: dict[str, Any]) -> str:
         lines += sizes_table(results["sizes"])
     if results.get("serving"):
         lines += serving_table(results["serving"], results["rows"]["our_stage"]["images_per_s"])
+    if results.get("incremental"):
+        lines += incremental_markdown(results["incremental"])
     lines += ["", emr_markdown(results["emr"]), ""]
     if results.get("ec2"):
         lines += [ec2_markdown(results["ec2"]), ""]

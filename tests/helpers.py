@@ -51,6 +51,7 @@ def delta_files(filesystem, folder: str, version: int | None = None) -> list[str
 
     import pandas as pd  # noqa: PLC0415
 
+    filesystem.invalidate_cache()  # another process wrote the table: list it afresh
     log = f"{folder}/_delta_log"
     commits = sorted(
         (int(name.rsplit("/", 1)[-1].split(".")[0]), name)

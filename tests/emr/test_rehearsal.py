@@ -122,8 +122,9 @@ def emr_rerun(emr_run, s3_server, packaged_project, local_images, tmp_path_facto
     photo = sorted((local_images / "Training" / "Banana").iterdir())[0]
     s3_server.client().upload_file(str(photo), BUCKET, f"{PREFIX}/raw/Training/Banana/one more.jpg")
     submit(s3_server, packaged_project, tmp_path_factory.mktemp("emr_driver_again"))
-    with s3fs.S3FileSystem().open(f"{BUCKET}/{PREFIX}/data/{REPORT}") as report:
-        return json.load(report)
+    bucket = s3fs.S3FileSystem()
+    bucket.invalidate_cache()  # the first run's listing and ETags are stale now
+    return json.loads(bucket.cat_file(f"{BUCKET}/{PREFIX}/data/{REPORT}"))
 
 
 REPORT = "08_reporting/featurization_report.json"
@@ -189,7 +190,9 @@ def test_a_rerun_on_s3_reads_only_the_new_photo(emr_rerun):
     assert tables["images"]["inserted"] == 1 and tables["image_features"]["inserted"] == 1
     assert len(read_s3_delta("04_feature/image_features")) == len(CLASSES) * 8 + 1
     # The run let go of the data root's lock.
-    assert not s3fs.S3FileSystem().exists(f"{BUCKET}/{PREFIX}/data/.fruits-run.lock")
+    bucket = s3fs.S3FileSystem()
+    bucket.invalidate_cache()
+    assert not bucket.exists(f"{BUCKET}/{PREFIX}/data/.fruits-run.lock")
 
 
 def test_fruits_serve_answers_from_the_bucket(emr_run, local_images, tmp_path):
