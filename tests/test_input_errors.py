@@ -16,7 +16,7 @@ from kedro.validation import ParameterValidationError
 
 from fruits.cli import user_errors
 from fruits.errors import FruitsInputError
-from tests.conftest import REPO, S3A_JARS, WEIGHTS_PARAMS, copy_real_images, run_project
+from tests.conftest import DELTA_JARS, REPO, S3A_JARS, WEIGHTS_PARAMS, copy_real_images, run_project
 
 pytestmark = pytest.mark.pipeline
 
@@ -191,9 +191,15 @@ def test_an_object_store_that_never_answers_is_one_line_in_seconds(raw, tmp_path
     """S3A jars on a laptop, no network: S3A alone retries silently for ~280 s here."""
     conf = tmp_path / "conf"
     shutil.copytree(REPO / "conf", conf)
-    with (conf / "local" / "spark.yml").open("a") as spark_yml:
+    spark_yml = conf / "local" / "spark.yml"
+    # S3A's jars with Delta's (conf/local's own spark.jars line, replaced).
+    kept = [
+        line for line in spark_yml.read_text().splitlines() if not line.startswith("spark.jars")
+    ]
+    spark_yml.write_text("\n".join(kept) + "\n")
+    with spark_yml.open("a") as spark_yml:
         spark_yml.write(
-            f"spark.jars: {','.join(str(jar) for jar in S3A_JARS)}\n"
+            f"\nspark.jars: {','.join(str(jar) for jar in [*S3A_JARS, *DELTA_JARS])}\n"
             f"spark.hadoop.fs.s3a.endpoint: {silent_endpoint}\n"
             "spark.hadoop.fs.s3a.path.style.access: true\n"
         )

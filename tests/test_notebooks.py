@@ -24,6 +24,7 @@ def project_with_outputs(tmp_path_factory, pipeline_run) -> Path:
     shutil.copytree(REPO / "data" / "01_raw", project / "data" / "01_raw", dirs_exist_ok=True)
     shutil.copytree(REPO / "notebooks", project / "notebooks")
     shutil.copy2(REPO / ".telemetry", project / ".telemetry")
+    (project / ".jars").symlink_to(REPO / ".jars")  # what `make setup` fetched (Delta's jars)
     return project
 
 

@@ -111,10 +111,11 @@ def memory_share(fraction: float) -> str:
 def project_jars(folder: str) -> str:
     """The jars `make setup` fetched into ``.jars/<folder>``, as ``spark.jars`` takes them.
 
-    Looked up under the working directory (a `kedro run` in the project), then under the
-    project this package is installed from (an editable install run from elsewhere).
+    Looked up from the working directory upwards (a `kedro run` in the project, a notebook
+    in notebooks/), then under the project this package is installed from.
     """
-    for root in (Path.cwd(), Path(__file__).resolve().parents[2]):
+    here = Path.cwd().resolve()
+    for root in (here, *here.parents, Path(__file__).resolve().parents[2]):
         jars = sorted((root / ".jars" / folder).glob("*.jar"))
         if jars:
             return ",".join(str(jar) for jar in jars)

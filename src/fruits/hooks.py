@@ -114,9 +114,9 @@ def _quiet_interrupt(spark_context: SparkContext) -> None:
 class OneWriter:
     """One run at a time per data root, and every Delta commit named after its run.
 
-    Before anything else of the run (the input checks may migrate a table), the run takes
-    the data root's lock (``run_lock``, ``fruits.datasets.RunLockDataset``): a second run
-    on the same root stops at once with one line. The lock is left when the run ends,
+    Once the inputs are checked (nothing is written before: a refused run leaves no trace),
+    the run takes the data root's lock (``run_lock``, ``fruits.datasets.RunLockDataset``): a
+    second run on the same root stops at once with one line. The lock is left when the run ends,
     failed or not; a lock left by a killed run is taken over. The run's identity goes into
     every Delta commit it makes (``userMetadata``), so ``table_versions`` finds them.
     """
@@ -124,7 +124,7 @@ class OneWriter:
     def __init__(self) -> None:
         self._lock: Any = None
 
-    @hook_impl(tryfirst=True)
+    @hook_impl(trylast=True)
     def before_pipeline_run(self, run_params: dict[str, Any], catalog: Any) -> None:
         """Take the lock, then label the session's Delta commits with the run."""
         run = f"kedro run {run_params.get('run_id') or run_params.get('session_id')}"

@@ -11,7 +11,7 @@ from fruits.hooks import (
 )
 
 # Spark first: the input checks list the raw images with Spark. OneWriter's lock is taken
-# before the input checks run (tryfirst).
+# once they passed (trylast), before any node.
 HOOKS = (SparkHooks(), OneWriter(), InputChecks(), NodeTimer(), RunSummary(), ModelManifestHook())
 
 # Kedro's OmegaConfigLoader, refusing unknown run-time parameter names (fruits.config).

@@ -52,14 +52,8 @@ LAUNCH_RECORD = "launch.json"
 REQUIREMENTS_FILE = "requirements-ec2.txt"
 # Spark's S3 connector and committer bindings, and Delta Lake, uploaded from the project's .jars/
 # (`make setup`).
-JAR_NAMES = (
-    "hadoop-aws-",
-    "aws-java-sdk-bundle-",
-    "spark-hadoop-cloud_",
-    # Delta Lake (the tables updated in place), fetched into .jars/delta.
-    "delta/delta-spark_",
-    "delta/delta-storage-",
-)
+S3_JARS = ("hadoop-aws-", "aws-java-sdk-bundle-", "spark-hadoop-cloud_")
+JAR_NAMES = (*S3_JARS, "delta/delta-spark_", "delta/delta-storage-")
 # A role or instance profile just created is not usable by RunInstances for a few seconds.
 PROFILE_PROPAGATION_SECONDS = 60
 

@@ -75,9 +75,7 @@ def classify_with_spark(catalog: Any, features: np.ndarray) -> tuple[np.ndarray,
         rows, "path string, label string, split string, features array<float>"
     )
     classifier = catalog.load("fruit_classifier")
-    scored = classifier.transform(
-        to_pca_vectors(project(frame, catalog.load("pca_model")))
-    )
+    scored = classifier.transform(to_pca_vectors(project(frame, catalog.load("pca_model"))))
     ordered = sorted(scored.select("path", "probability").collect(), key=lambda row: int(row.path))
     labels = classifier.stages[-1].getLabels()
     return np.array([row.probability.toArray() for row in ordered]), labels

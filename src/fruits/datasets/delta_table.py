@@ -30,8 +30,8 @@ class DeltaMergeDataset(AbstractDataset[delta.TableChanges, DataFrame | None]):
     before the first save.
 
     A folder holding the snapshot store this table replaced (``_CURRENT`` naming a Parquet
-    snapshot) is migrated by ``verify`` (before the run): the current snapshot becomes the
-    table's first version and the snapshots are deleted, said in the log.
+    snapshot) is migrated when first loaded (in a run, under its lock): the current snapshot
+    becomes the table's first version and the snapshots are deleted, said in the log.
 
     Example catalog entry::
 
@@ -64,6 +64,7 @@ class DeltaMergeDataset(AbstractDataset[delta.TableChanges, DataFrame | None]):
     def load(self) -> DataFrame | None:
         """The table's current version, or None before the first save."""
         spark = self._spark()
+        self._migrate_snapshot_store()
         if not delta.is_table(spark, self._filepath):
             return None
         return spark.read.format("delta").load(self._filepath)
@@ -74,7 +75,7 @@ class DeltaMergeDataset(AbstractDataset[delta.TableChanges, DataFrame | None]):
         if delta.apply_changes(spark, self._filepath, data, self._key):
             delta.maintain(spark, self._filepath, self._maintenance)
 
-    def verify(self) -> None:
+    def _migrate_snapshot_store(self) -> None:
         """Migrate the snapshot store this table replaces, if the folder holds one."""
         fs, root = filesystem(self._filepath, self._fs_args)
         fs.invalidate_cache(root)

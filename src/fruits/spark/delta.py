@@ -122,8 +122,11 @@ def apply_changes(spark: SparkSession, path: str, changes: TableChanges, key: li
                 upserted.write.format("delta").mode("overwrite").save(path)
                 return True
             if rows.isEmpty():
-                if changes.sources:
-                    rows.limit(0).select(*columns).write.format("delta").mode("append").save(path)
+                if changes.sources:  # a commit without rows, to record them
+                    spark.sql(
+                        f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES "
+                        f"('fruits.sources' = '{_sources_digest(changes.sources)}')"
+                    )
                 return False
             matches = " AND ".join(f"target.`{name}` <=> changes.`{name}`" for name in key)
             values = {name: F.col(f"changes.`{name}`") for name in columns}
@@ -140,6 +143,10 @@ def apply_changes(spark: SparkSession, path: str, changes: TableChanges, key: li
             return True
     finally:
         rows.unpersist()
+
+
+def _sources_digest(sources: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(sources, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _last_sources(spark: SparkSession, path: str) -> dict[str, Any] | None:
@@ -202,9 +209,14 @@ def maintain(spark: SparkSession, path: str, policy: Maintenance) -> None:
     if policy.optimize_every <= 0:
         return
     table = DeltaTable.forPath(spark, path)
-    recent = table.history(policy.optimize_every + 1).select("version", "operation").collect()
-    due = len(recent) > policy.optimize_every
-    if not due or any(row["operation"] == "OPTIMIZE" for row in recent):
+    # VACUUM logs two commits of its own: they are maintenance, not changes.
+    recent = table.history(policy.optimize_every + 3).orderBy(F.desc("version")).collect()
+    changes = 0
+    for row in recent:
+        if row["operation"] == "OPTIMIZE":
+            break
+        changes += not row["operation"].startswith("VACUUM")
+    if changes < policy.optimize_every:
         return
     hours = policy.vacuum_retention_hours
     logger.info("Delta table %s: OPTIMIZE, then VACUUM of files older than %d h.", path, hours)
