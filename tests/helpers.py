@@ -22,15 +22,6 @@ def split_by_hash(content: bytes, test_share: float = 0.2) -> str:
     return "Test" if place < test_share else "Training"
 
 
-def read_parquet_folder(filesystem, folder: str):
-    """A Spark Parquet output (its ``part-*`` files) on any fsspec ``filesystem``, as pandas."""
-    import pandas as pd  # noqa: PLC0415
-
-    parts = filesystem.glob(f"{folder}/part-*.parquet")
-    assert parts, f"no part file under {folder}"
-    return pd.concat([pd.read_parquet(filesystem.open(part)) for part in parts], ignore_index=True)
-
-
 def by_image(table, root: str):
     """``table`` sorted by each row's image path below the folder ``root``, in column ``image``
     (whatever the storage: local, s3a://, abfss://)."""
