@@ -195,14 +195,40 @@ def test_maintenance_compacts_after_the_policys_number_of_commits(spark, tmp_pat
     ]
     # Two commits, then OPTIMIZE (and VACUUM, which keeps every recent file); then one more
     # change: not yet two since the OPTIMIZE.
-    assert operations[:3] == ["WRITE", "MERGE", "OPTIMIZE"]
-    assert operations.count("OPTIMIZE") == 1 and operations[-1] == "MERGE"
+    assert operations[:3] == ["WRITE", "WRITE", "OPTIMIZE"]
+    assert operations.count("OPTIMIZE") == 1 and operations[-1] == "WRITE"
     assert sorted(spark.read.format("delta").load(path).toPandas()["key"]) == [
         f"k{number}" for number in range(3)
     ]
     # Every version is still readable: nothing recent was vacuumed.
     first = spark.read.format("delta").option("versionAsOf", 0).load(path).toPandas()
     assert list(first["key"]) == ["k0"]
+
+
+def test_new_keys_are_appended_and_known_ones_merged(spark, tmp_path):
+    path = str(tmp_path / "table")
+
+    def apply(rows: list[tuple[str, int]], gone: list[str] = ()) -> None:
+        frame = spark.createDataFrame(rows, "key string, value int")
+        changes = delta.upserts(frame)
+        if gone:
+            removed = spark.createDataFrame([(key,) for key in gone], "key string")
+            changes = changes.unionByName(delta.deletes(removed, changes))
+        assert delta.apply_changes(spark, path, delta.TableChanges(rows=lambda: changes), ["key"])
+
+    apply([("a", 1)])
+    apply([("b", 2), ("c", 3)])  # new keys only: an append
+    apply([("b", 20), ("d", 4)])  # one key known: a merge
+    apply([("e", 5)], gone=["a"])  # a delete: a merge
+    history = DeltaTable.forPath(spark, path).history().orderBy("version").collect()
+    assert [(row["operation"], row["operationParameters"].get("mode")) for row in history] == [
+        ("WRITE", "Overwrite"),
+        ("WRITE", "Append"),
+        ("MERGE", None),
+        ("MERGE", None),
+    ]
+    table = spark.read.format("delta").load(path).toPandas().sort_values("key")
+    assert table.values.tolist() == [["b", 20], ["c", 3], ["d", 4], ["e", 5]]
 
 
 def test_unchanged_sources_compute_nothing(spark, tmp_path):

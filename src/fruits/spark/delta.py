@@ -2,8 +2,11 @@
 
 A table that follows the raw images (the image table, the feature store, the features) is
 never rewritten whole: a run describes its changes (``TableChanges``), one row per key
-marked ``upsert`` (insert or replace the row) or ``delete``, and ``apply_changes`` merges
-them in one commit; no change, no commit.
+marked ``upsert`` (insert or replace the row) or ``delete``, and ``apply_changes`` writes
+them in one commit; no change, no commit. Changes that only insert new keys, the common
+case of new photos, are appended: on two cores a ``MERGE`` costs 4 to 7 s of fixed work
+per table (source materialisation, touched-file search, rewrite) against about 1 s for an
+append, and a check of the keys (a join on the key columns only) tells them apart.
 
 Each commit records, in Delta's ``userMetadata``, the run that made it and the identity
 of the inputs the table was derived from (``sources``: digests of the input tables'
@@ -99,7 +102,8 @@ def commit_metadata(row: Any) -> dict[str, Any]:
 
 
 def apply_changes(spark: SparkSession, path: str, changes: TableChanges, key: list[str]) -> bool:
-    """Merge ``changes`` into the table at ``path`` (created from the upserts if absent).
+    """Write ``changes`` to the table at ``path`` in one commit (created if absent):
+    appended when they only insert keys the table lacks, else merged.
 
     Nothing is computed when the table's last commit was derived from the same sources.
     A run that finds no change but new sources (a duplicate file added: the image table
@@ -121,13 +125,17 @@ def apply_changes(spark: SparkSession, path: str, changes: TableChanges, key: li
                 upserted = rows.where(F.col(CHANGE) == UPSERT).select(*columns)
                 upserted.write.format("delta").mode("overwrite").save(path)
                 return True
-            if rows.isEmpty():
+            kinds = {row[CHANGE] for row in rows.select(CHANGE).distinct().collect()}
+            if not kinds:
                 if changes.sources:  # a commit without rows, to record them
                     spark.sql(
                         f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES "
                         f"('fruits.sources' = '{_sources_digest(changes.sources)}')"
                     )
                 return False
+            if kinds == {UPSERT} and not _holds_any(spark, path, rows, key):
+                rows.select(*columns).write.format("delta").mode("append").save(path)
+                return True
             matches = " AND ".join(f"target.`{name}` <=> changes.`{name}`" for name in key)
             values = {name: F.col(f"changes.`{name}`") for name in columns}
             is_upsert = F.col(f"changes.{CHANGE}") == UPSERT
@@ -143,6 +151,12 @@ def apply_changes(spark: SparkSession, path: str, changes: TableChanges, key: li
             return True
     finally:
         rows.unpersist()
+
+
+def _holds_any(spark: SparkSession, path: str, rows: DataFrame, key: list[str]) -> bool:
+    """Whether the table at ``path`` holds any key of ``rows`` (its key columns only are read)."""
+    held = spark.read.format("delta").load(path).select(*key)
+    return not rows.select(*key).join(held, key, "left_semi").isEmpty()
 
 
 def _sources_digest(sources: dict[str, Any]) -> str:
