@@ -78,12 +78,13 @@ def pca_scatter(sample: pd.DataFrame, total: int) -> Figure:
     return figure
 
 
-def sample_grid(samples: list[tuple[str, bytes]], per_class: int) -> Figure:
+def sample_grid(samples: list[tuple[str, bytes]], per_class: int, counts: str = "") -> Figure:
     """A grid with one panel per label showing its images side by side.
 
     Args:
         samples: ``(label, encoded image)`` pairs, in display order.
         per_class: Images per label (for the title).
+        counts: What the images are drawn from (for the title), e.g. file counts.
 
     An image that does not decode is drawn as a grey tile: the grid never fails on a
     file the featurization rejects.
@@ -99,7 +100,8 @@ def sample_grid(samples: list[tuple[str, bytes]], per_class: int) -> Figure:
         axis.imshow(np.concatenate(tiles, axis=1))
         axis.set_title(label, fontsize=8)
         axis.axis("off")
-    figure.suptitle(f"Sample images: {per_class} per class, {len(labels)} classes")
+    title = f"Sample images: {per_class} per class, {len(labels)} classes"
+    figure.suptitle(f"{title} ({counts})" if counts else title)
     figure.tight_layout()
     return figure
 

@@ -118,6 +118,7 @@ class ClassificationParams(PipelineParams):
     train_split: str
     test_split: str
     reg_params: Annotated[list[Annotated[float, Field(ge=0)]], Field(min_length=1)]
+    search_parallelism: PositiveInt
     elastic_net_param: Annotated[float, Field(ge=0, le=1)]
     max_iter: PositiveInt
     train_ratio: Annotated[float, Field(gt=0, lt=1)]
@@ -127,7 +128,7 @@ class ClassificationParams(PipelineParams):
     @property
     def settings(self) -> dict[str, Any]:
         """What decides the trained model (the refit policy aside)."""
-        return self.model_dump(exclude={"refit", "test_split"})
+        return self.model_dump(exclude={"refit", "test_split", "search_parallelism"})
 
 
 class SampleImagesParams(PipelineParams):

@@ -35,7 +35,9 @@ def test_sample_images_grid_has_one_panel_per_class(spark, pipeline_run):
     images = spark.read.format("delta").load(
         str(pipeline_run.data_root / "02_intermediate" / "images")
     )
-    figure = plot_sample_images(images, SampleImagesParams(max_classes=5, per_class=2))
+    report = {"image_files": 12, "rejected": 1}
+    figure = plot_sample_images(images, report, SampleImagesParams(max_classes=5, per_class=2))
+    assert figure.get_suptitle().endswith("(12 image files, 1 rejected)")
     titles = [axis.get_title() for axis in figure.axes]
     assert titles == sorted(r.label for r in images.select("label").distinct().collect())[:5]
     # two 100-pixel tiles side by side per panel

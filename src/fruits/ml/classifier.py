@@ -77,6 +77,7 @@ def train_classifier(
             ),
             trainRatio=settings.train_ratio,
             seed=settings.seed,
+            parallelism=settings.search_parallelism,
         ).fit(indexer.transform(training))
     finally:
         training.unpersist()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 
@@ -12,26 +12,20 @@ def first_images_per_label(
 ) -> list[tuple[str, bytes]]:
     """``(label, content)`` of the first ``per_class`` images (by path) of the first
     ``max_classes`` labels (alphabetically): at most ``max_classes * per_class`` rows."""
-    first_images = Window.partitionBy("label").orderBy("path")
-    chosen_labels = images.select("label").distinct().orderBy("label").limit(max_classes)
-    # Chosen by name first: only the chosen images' bytes are read afterwards.
+    # One aggregation chooses by name (paths only); then only the chosen images' bytes are
+    # read. A window over every image would shuffle the whole table for a handful of rows.
+    first_paths = F.slice(F.array_sort(F.collect_list("path")), 1, per_class)
     chosen = (
-        images.select("label", "path")
-        .join(chosen_labels, "label")
-        .withColumn("rank", F.row_number().over(first_images))
-        .where(F.col("rank") <= per_class)
+        images.groupBy("label")
+        .agg(first_paths.alias("paths"))
+        .orderBy("label")
+        .limit(max_classes)
         .collect()
     )
-    rank = {row["path"]: (row["label"], row["rank"]) for row in chosen}
-    contents = {
-        row["path"]: row["content"]
-        for row in images.where(F.col("path").isin(list(rank))).select("path", "content").collect()
-    }
-    samples = [
-        {"label": label, "content": contents[path]}
-        for path, (label, _) in sorted(rank.items(), key=lambda item: item[1])
-    ]
-    return [(row["label"], row["content"]) for row in samples]
+    order = {path: (row["label"], rank) for row in chosen for rank, path in enumerate(row["paths"])}
+    contents = images.where(F.col("path").isin(list(order))).select("path", "content").collect()
+    by_path = {row["path"]: row["content"] for row in contents}
+    return [(order[path][0], by_path[path]) for path in sorted(order, key=order.__getitem__)]
 
 
 def first_two_components(

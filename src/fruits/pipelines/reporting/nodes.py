@@ -12,10 +12,17 @@ from fruits.params import PcaScatterParams, SampleImagesParams
 from fruits.spark.sampling import first_images_per_label, first_two_components
 
 
-def plot_sample_images(images: DataFrame, params: SampleImagesParams) -> Figure:
-    """The first ``per_class`` images of each of the first ``max_classes`` labels."""
+def plot_sample_images(
+    images: DataFrame, featurization_report: dict[str, Any], params: SampleImagesParams
+) -> Figure:
+    """The first ``per_class`` images of each of the first ``max_classes`` labels, with the
+    run's file and rejection counts (drawn once featurization is done: never beside the CNN)."""
     samples = first_images_per_label(images, params.max_classes, params.per_class)
-    return figures.sample_grid(samples, params.per_class)
+    counts = (
+        f"{featurization_report['image_files']} image files, "
+        f"{featurization_report['rejected']} rejected"
+    )
+    return figures.sample_grid(samples, params.per_class, counts)
 
 
 def plot_pca_scatter(pca_features: DataFrame, params: PcaScatterParams) -> Figure:

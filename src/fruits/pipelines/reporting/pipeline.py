@@ -16,7 +16,9 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 func=plot_sample_images,
-                inputs=["images", "params:reporting.sample_images"],
+                # After featurization's report: its counts are in the title, and the grid
+                # does not take the cores from the CNN.
+                inputs=["images", "featurization_report", "params:reporting.sample_images"],
                 outputs="sample_images_plot",
                 name="plot_sample_images",
             ),
