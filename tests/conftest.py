@@ -38,6 +38,23 @@ S3A_JARS = [
 # Delta Lake's jars, fetched by `make setup` (conf/local adds them itself; a cluster has its own).
 DELTA_JARS = sorted((REPO / ".jars" / "delta").glob("*.jar"))
 
+# The longest rehearsals run first: `make test` runs two test files at a time (pytest-xdist,
+# --dist loadfile), in collection order, so these start at once instead of last.
+LONGEST_FIRST = ("yarn", "ec2", "emr", "azure")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Order the tests: the rehearsals of ``LONGEST_FIRST`` first (file order kept)."""
+
+    def rank(item: pytest.Item) -> int:
+        for position, marker in enumerate(LONGEST_FIRST):
+            if item.get_closest_marker(marker):
+                return position
+        return len(LONGEST_FIRST)
+
+    items.sort(key=rank)
+
+
 # 22 classes (names with spaces among them) x (8 Training + 2 Test) = 220 real images.
 PIPELINE_CLASSES = [
     "Apple Braeburn", "Apple Granny Smith", "Apricot", "Avocado", "Banana", "Cactus fruit",
