@@ -146,6 +146,29 @@ def pipeline_run(tmp_path_factory, spark) -> PipelineRun:
     return PipelineRun(raw_images, image_files, data_root)
 
 
+# The cloud rehearsals' images (EMR, EC2, Azure): 6 classes x (6 Training + 2 Test), and the
+# local run each rehearsal's outputs are compared with, made once per test process.
+REHEARSAL_CLASSES = ["Apple Braeburn", "Banana", "Kiwi", "Lemon", "Pear", "Strawberry"]
+REHEARSAL_PER_SPLIT = {"Training": 6, "Test": 2}
+REHEARSAL_IMAGES = len(REHEARSAL_CLASSES) * sum(REHEARSAL_PER_SPLIT.values())
+
+
+@pytest.fixture(scope="session")
+def rehearsal_images(tmp_path_factory) -> Path:
+    """The rehearsals' raw folder (never changed: a rehearsal adds photos in its bucket)."""
+    raw = tmp_path_factory.mktemp("raw_images")
+    copy_real_images(raw, REHEARSAL_CLASSES, REHEARSAL_PER_SPLIT)
+    return raw
+
+
+@pytest.fixture(scope="session")
+def rehearsal_local_run(rehearsal_images, tmp_path_factory, spark) -> Path:
+    """`kedro run --env local` (every pipeline, in this process) on ``rehearsal_images``."""
+    data_root = tmp_path_factory.mktemp("local_data")
+    run_project(raw_images_path=str(rehearsal_images), data_root=str(data_root), **WEIGHTS_PARAMS)
+    return data_root
+
+
 @pytest.fixture(scope="session")
 def weights():
     """The offline MobileNetV2 weight arrays, through the project's dataset (sha256 checked)."""

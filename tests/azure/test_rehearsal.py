@@ -20,28 +20,19 @@ import pandas as pd
 import pytest
 
 from tests.azure.conftest import CONTAINER
-from tests.conftest import REPO, WEIGHTS_FILE, copy_real_images, run_project
+from tests.conftest import REHEARSAL_IMAGES, REPO, WEIGHTS_FILE
 from tests.helpers import by_image, read_delta, read_delta_folder
 
 pytestmark = pytest.mark.azure
 
 PREFIX = "eu/fruits"
-CLASSES = ["Apple Braeburn", "Banana", "Kiwi", "Lemon", "Pear", "Strawberry"]
-PER_SPLIT = {"Training": 6, "Test": 2}
 KEDRO = str(Path(sys.executable).with_name("kedro"))
 
 
 @pytest.fixture(scope="module")
-def local_images(tmp_path_factory) -> Path:
-    raw = tmp_path_factory.mktemp("raw_images")
-    copy_real_images(raw, CLASSES, PER_SPLIT)
-    return raw
-
-
-@pytest.fixture(scope="module")
-def azure_run(azurite, local_images, tmp_path_factory):
+def azure_run(azurite, rehearsal_images, tmp_path_factory):
     storage = azurite.filesystem()
-    storage.put(str(local_images), f"{CONTAINER}/{PREFIX}/raw", recursive=True)
+    storage.put(str(rehearsal_images), f"{CONTAINER}/{PREFIX}/raw", recursive=True)
     storage.put(str(WEIGHTS_FILE), f"{CONTAINER}/{PREFIX}/models/{WEIGHTS_FILE.name}")
     root = azurite.root(PREFIX)
     params = {
@@ -65,22 +56,12 @@ def azure_run(azurite, local_images, tmp_path_factory):
     return result
 
 
-@pytest.fixture(scope="module")
-def local_run(local_images, tmp_path_factory, spark) -> Path:
-    data_root = tmp_path_factory.mktemp("local_data")
-    run_project(
-        raw_images_path=str(local_images), data_root=str(data_root),
-        weights_source=str(WEIGHTS_FILE),
-    )  # fmt: skip
-    return data_root
-
-
 def read_table(storage, relative: str) -> pd.DataFrame:
     return read_delta_folder(storage, f"{CONTAINER}/{PREFIX}/data/{relative}")
 
 
 def test_every_output_on_azure_storage_equals_a_local_run(
-    azure_run, azurite, local_run, local_images
+    azure_run, azurite, rehearsal_local_run, rehearsal_images
 ):
     storage = azurite.filesystem()
     for relative, column in [
@@ -88,8 +69,8 @@ def test_every_output_on_azure_storage_equals_a_local_run(
         ("05_model_input/pca_features", "pca_features"),
     ]:
         on_azure = by_image(read_table(storage, relative), "raw")
-        local = by_image(read_delta(local_run / relative), local_images.name)
-        assert len(on_azure) == len(local) == len(CLASSES) * sum(PER_SPLIT.values())
+        local = by_image(read_delta(rehearsal_local_run / relative), rehearsal_images.name)
+        assert len(on_azure) == len(local) == REHEARSAL_IMAGES
         assert list(on_azure["image"]) == list(local["image"])
         assert list(on_azure["label"]) == list(local["label"])
         assert list(on_azure["split"]) == list(local["split"])
@@ -102,7 +83,7 @@ def test_every_output_on_azure_storage_equals_a_local_run(
         ("featurization_report.json", ("image_files", "accepted", "rejected")),
     ]:
         on_azure = json.loads(storage.cat(f"{CONTAINER}/{PREFIX}/data/08_reporting/{report}"))
-        local = json.loads((local_run / "08_reporting" / report).read_text())
+        local = json.loads((rehearsal_local_run / "08_reporting" / report).read_text())
         for key in keys:
             assert on_azure[key] == pytest.approx(local[key], abs=1e-9), (report, key)
 

@@ -25,7 +25,7 @@ import pytest
 import s3fs
 
 from fruits.apps import artifacts, ec2
-from tests.conftest import REPO, WEIGHTS_FILE, copy_project, copy_real_images, run_project
+from tests.conftest import REHEARSAL_IMAGES, REPO, WEIGHTS_FILE, copy_project
 from tests.helpers import by_image, read_delta, read_delta_folder
 
 pytestmark = pytest.mark.ec2
@@ -33,17 +33,8 @@ pytestmark = pytest.mark.ec2
 BUCKET = "fruits-ec2-rehearsal"
 PREFIX = "eu/fruits"
 BIN = Path(sys.executable).parent
-CLASSES = ["Apple Braeburn", "Banana", "Kiwi", "Lemon", "Pear", "Strawberry"]
-PER_SPLIT = {"Training": 6, "Test": 2}
 # The instance reads the offline copy of the weights (no machine here has the official file).
 WEIGHTS_PARAM = f"weights_source=s3a://{BUCKET}/{PREFIX}/models/{WEIGHTS_FILE.name}"
-
-
-@pytest.fixture(scope="module")
-def local_images(tmp_path_factory) -> Path:
-    raw = tmp_path_factory.mktemp("raw_images")
-    copy_real_images(raw, CLASSES, PER_SPLIT)
-    return raw
 
 
 @pytest.fixture(scope="module")
@@ -58,14 +49,14 @@ def spec(tmp_path_factory) -> ec2.InstanceSpec:
 
 
 @pytest.fixture(scope="module")
-def bucket(s3_server, spec, local_images, tmp_path_factory):
+def bucket(s3_server, spec, rehearsal_images, tmp_path_factory):
     """What `fruits-ec2 run` uploads (the real artifacts), plus the images and the weights."""
     s3 = s3_server.client()
     s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-3"})
     built = ec2.build_artifacts(spec.project_dir, tmp_path_factory.mktemp("artifacts"))
     artifacts.upload_artifacts(s3, built, spec, spec.spark_settings)
-    for image in sorted(local_images.rglob("*.jpg")):
-        key = f"{PREFIX}/raw/{image.relative_to(local_images).as_posix()}"
+    for image in sorted(rehearsal_images.rglob("*.jpg")):
+        key = f"{PREFIX}/raw/{image.relative_to(rehearsal_images).as_posix()}"
         s3.upload_file(str(image), BUCKET, key)
     s3.upload_file(str(WEIGHTS_FILE), BUCKET, f"{PREFIX}/models/{WEIGHTS_FILE.name}")
     return s3_server
@@ -120,16 +111,6 @@ def instance_run(spec, host, bucket):
     return result
 
 
-@pytest.fixture(scope="module")
-def local_run(local_images, tmp_path_factory, spark) -> Path:
-    data_root = tmp_path_factory.mktemp("local_data")
-    run_project(
-        raw_images_path=str(local_images), data_root=str(data_root),
-        weights_source=str(WEIGHTS_FILE),
-    )  # fmt: skip
-    return data_root
-
-
 def s3_text(key: str) -> str:
     with s3fs.S3FileSystem().open(f"{BUCKET}/{key}", "rb") as handle:
         return handle.read().decode()
@@ -152,14 +133,14 @@ def test_the_user_data_installs_runs_and_shuts_down(instance_run, spec, host):
     assert "Run summary: 48 image files" in log  # the run's own last line (fruits.hooks)
 
 
-def test_outputs_on_s3_equal_a_local_run(instance_run, local_run, local_images):
+def test_outputs_on_s3_equal_a_local_run(instance_run, rehearsal_local_run, rehearsal_images):
     for relative, column in [
         ("04_feature/image_features", "features"),
         ("05_model_input/pca_features", "pca_features"),
     ]:
         on_s3 = by_image(read_s3_delta(relative), "raw")
-        local = by_image(read_delta(local_run / relative), local_images.name)
-        assert len(on_s3) == len(local) == len(CLASSES) * sum(PER_SPLIT.values())
+        local = by_image(read_delta(rehearsal_local_run / relative), rehearsal_images.name)
+        assert len(on_s3) == len(local) == REHEARSAL_IMAGES
         assert list(on_s3["image"]) == list(local["image"])
         assert list(on_s3["label"]) == list(local["label"])
         np.testing.assert_allclose(
@@ -167,7 +148,7 @@ def test_outputs_on_s3_equal_a_local_run(instance_run, local_run, local_images):
         )
     for report in ("explained_variance.json", "classification_metrics.json"):
         on_s3 = json.loads(s3_text(f"{PREFIX}/data/08_reporting/{report}"))
-        local = json.loads((local_run / "08_reporting" / report).read_text())
+        local = json.loads((rehearsal_local_run / "08_reporting" / report).read_text())
         for key in ("k", "accuracy", "macro_f1", "n_test_images"):
             if key in local:
                 assert on_s3[key] == pytest.approx(local[key], abs=1e-9), (report, key)

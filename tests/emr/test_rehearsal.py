@@ -18,12 +18,11 @@ import s3fs
 
 from tests.conftest import (
     DELTA_JARS,
+    REHEARSAL_IMAGES,
     REPO,
     S3A_JARS,
     WEIGHTS_FILE,
     copy_project,
-    copy_real_images,
-    run_project,
 )
 from tests.helpers import by_image, read_delta, read_delta_folder
 
@@ -32,7 +31,6 @@ pytestmark = pytest.mark.emr
 BUCKET = "fruits-rehearsal"
 PREFIX = "eu/fruits"
 BIN = Path(sys.executable).parent
-CLASSES = ["Apple Braeburn", "Banana", "Kiwi", "Lemon", "Pear", "Strawberry"]
 
 
 @pytest.fixture(scope="module")
@@ -44,14 +42,7 @@ def packaged_project(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def local_images(tmp_path_factory) -> Path:
-    raw = tmp_path_factory.mktemp("raw_images")
-    copy_real_images(raw, CLASSES, {"Training": 6, "Test": 2})
-    return raw
-
-
-@pytest.fixture(scope="module")
-def emr_run(s3_server, packaged_project, local_images, tmp_path_factory):
+def emr_run(s3_server, packaged_project, rehearsal_images, tmp_path_factory):
     """Upload images and weights, then run the packaged job with spark-submit --env emr."""
     for jar in S3A_JARS:
         assert jar.is_file(), f"{jar} missing: run `make setup`, which fetches it with Maven."
@@ -59,8 +50,8 @@ def emr_run(s3_server, packaged_project, local_images, tmp_path_factory):
     s3 = s3_server.client()
     s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-3"})
     s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/logs/spark-events/")
-    for image in sorted(local_images.rglob("*.jpg")):
-        key = f"{PREFIX}/raw/{image.relative_to(local_images).as_posix()}"
+    for image in sorted(rehearsal_images.rglob("*.jpg")):
+        key = f"{PREFIX}/raw/{image.relative_to(rehearsal_images).as_posix()}"
         s3.upload_file(str(image), BUCKET, key)
     # Under its own name: the weights dataset checks it against its known sha256.
     weights_key = f"{PREFIX}/models/{WEIGHTS_FILE.name}"
@@ -106,20 +97,9 @@ def submit(s3_server, packaged_project: Path, workdir: Path) -> subprocess.Compl
 
 
 @pytest.fixture(scope="module")
-def local_run(local_images, tmp_path_factory, spark) -> Path:
-    data_root = tmp_path_factory.mktemp("local_data")
-    run_project(
-        raw_images_path=str(local_images),
-        data_root=str(data_root),
-        weights_source=str(WEIGHTS_FILE),
-    )
-    return data_root
-
-
-@pytest.fixture(scope="module")
-def emr_rerun(emr_run, s3_server, packaged_project, local_images, tmp_path_factory) -> dict:
+def emr_rerun(emr_run, s3_server, packaged_project, rehearsal_images, tmp_path_factory) -> dict:
     """The same job again with one new photo in the bucket: the report of that second run."""
-    photo = sorted((local_images / "Training" / "Banana").iterdir())[0]
+    photo = sorted((rehearsal_images / "Training" / "Banana").iterdir())[0]
     s3_server.client().upload_file(str(photo), BUCKET, f"{PREFIX}/raw/Training/Banana/one more.jpg")
     submit(s3_server, packaged_project, tmp_path_factory.mktemp("emr_driver_again"))
     bucket = s3fs.S3FileSystem()
@@ -140,14 +120,14 @@ def test_the_packaged_wheel_ran(emr_run):
     assert ".whl/fruits/__init__.py" in output
 
 
-def test_emr_outputs_equal_a_local_run(emr_run, local_run, local_images):
+def test_emr_outputs_equal_a_local_run(emr_run, rehearsal_local_run, rehearsal_images):
     for relative, column in [
         ("04_feature/image_features", "features"),
         ("05_model_input/pca_features", "pca_features"),
     ]:
         on_s3 = by_image(read_s3_delta(relative), "raw")
-        local = by_image(read_delta(local_run / relative), local_images.name)
-        assert len(on_s3) == len(local) == len(CLASSES) * 8
+        local = by_image(read_delta(rehearsal_local_run / relative), rehearsal_images.name)
+        assert len(on_s3) == len(local) == REHEARSAL_IMAGES
         assert list(on_s3["image"]) == list(local["image"])
         assert list(on_s3["label"]) == list(local["label"])
         assert list(on_s3["split"]) == list(local["split"])
@@ -158,7 +138,9 @@ def test_emr_outputs_equal_a_local_run(emr_run, local_run, local_images):
         f"s3://{BUCKET}/{PREFIX}/data/08_reporting/explained_variance.json"
     ) as report:
         emr_report = json.load(report)
-    local_report = json.loads((local_run / "08_reporting" / "explained_variance.json").read_text())
+    local_report = json.loads(
+        (rehearsal_local_run / "08_reporting" / "explained_variance.json").read_text()
+    )
     assert emr_report["k"] == local_report["k"]
     np.testing.assert_allclose(
         emr_report["explained_variance_ratio"], local_report["explained_variance_ratio"], atol=1e-9
@@ -182,20 +164,20 @@ def test_every_output_is_in_the_bucket(emr_run):
 
 def test_a_rerun_on_s3_reads_only_the_new_photo(emr_rerun):
     """On S3 too: the unchanged files are not downloaded, the tables are merged, not rewritten."""
-    assert (emr_rerun["image_files"], emr_rerun["files_read"]) == (len(CLASSES) * 8 + 1, 1)
+    assert (emr_rerun["image_files"], emr_rerun["files_read"]) == (REHEARSAL_IMAGES + 1, 1)
     # Same bytes as an image already there: no CNN at all, one more row in the features.
-    assert (emr_rerun["contents_new"], emr_rerun["contents_reused"]) == (0, len(CLASSES) * 8)
+    assert (emr_rerun["contents_new"], emr_rerun["contents_reused"]) == (0, REHEARSAL_IMAGES)
     tables = emr_rerun["tables"]
     assert tables["images"]["written"] == [tables["images"]["read"] + 1]
     assert tables["images"]["inserted"] == 1 and tables["image_features"]["inserted"] == 1
-    assert len(read_s3_delta("04_feature/image_features")) == len(CLASSES) * 8 + 1
+    assert len(read_s3_delta("04_feature/image_features")) == REHEARSAL_IMAGES + 1
     # The run let go of the data root's lock.
     bucket = s3fs.S3FileSystem()
     bucket.invalidate_cache()
     assert not bucket.exists(f"{BUCKET}/{PREFIX}/data/.fruits-run.lock")
 
 
-def test_fruits_serve_answers_from_the_bucket(emr_run, local_images, tmp_path):
+def test_fruits_serve_answers_from_the_bucket(emr_run, rehearsal_images, tmp_path):
     """`fruits-serve --env emr` reads the models the cluster wrote, from S3, through the catalog."""
     from tests.serving.conftest import start_service, stop_service  # noqa: PLC0415
 
@@ -203,7 +185,7 @@ def test_fruits_serve_answers_from_the_bucket(emr_run, local_images, tmp_path):
         f"s3a://{BUCKET}/{PREFIX}/data", tmp_path / "serve.log", "--env", "emr"
     )
     try:
-        photo = next((local_images / "Test" / "Banana").iterdir())
+        photo = next((rehearsal_images / "Test" / "Banana").iterdir())
         import urllib3  # noqa: PLC0415
 
         response = urllib3.request(
