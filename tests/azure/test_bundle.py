@@ -35,8 +35,9 @@ def test_one_task_per_pipeline_after_the_pipelines_it_reads_from(job):
         "featurization": ["ingestion"],
         "reduction": ["featurization"],
         "classification": ["reduction"],
-        # images (ingestion), explained_variance and pca_features, the metrics.
-        "reporting": ["ingestion", "reduction", "classification"],
+        # images (ingestion), featurization_report (the sample grid's counts),
+        # explained_variance and pca_features, the metrics.
+        "reporting": ["ingestion", "featurization", "reduction", "classification"],
     }
 
 
