@@ -22,10 +22,12 @@ def first_images_per_label(
         .limit(max_classes)
         .collect()
     )
-    order = {path: (row["label"], rank) for row in chosen for rank, path in enumerate(row["paths"])}
-    contents = images.where(F.col("path").isin(list(order))).select("path", "content").collect()
+    # Already in display order: labels sorted by the query, each label's paths by array_sort.
+    chosen_paths = [(row["label"], path) for row in chosen for path in row["paths"]]
+    wanted = [path for _, path in chosen_paths]
+    contents = images.where(F.col("path").isin(wanted)).select("path", "content").collect()
     by_path = {row["path"]: row["content"] for row in contents}
-    return [(order[path][0], by_path[path]) for path in sorted(order, key=order.__getitem__)]
+    return [(label, by_path[path]) for label, path in chosen_paths]
 
 
 def first_two_components(
