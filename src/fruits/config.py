@@ -26,6 +26,7 @@ from omegaconf import OmegaConf
 
 from fruits.errors import FruitsInputError
 from fruits.params import closest
+from fruits.spark.class_archive import java_options
 
 # The names read with ${runtime_params:NAME} or ${runtime_params:NAME, default}.
 _RUNTIME_NAME = re.compile(r"\$\{runtime_params:\s*([A-Za-z_][\w-]*)")
@@ -108,17 +109,29 @@ def memory_share(fraction: float) -> str:
     return f"{int(total * float(fraction)) >> 20}m"
 
 
-def project_jars(folder: str) -> str:
-    """The jars `make setup` fetched into ``.jars/<folder>``, as ``spark.jars`` takes them.
-
-    Looked up from the working directory upwards (a `kedro run` in the project, a notebook
-    in notebooks/), then under the project this package is installed from.
+def _setup_roots() -> tuple[Path, ...]:
+    """Where `make setup`'s ``.jars`` may be: the working directory upwards (a `kedro run`
+    in the project, a notebook in notebooks/), then the project this package is installed from.
     """
     here = Path.cwd().resolve()
-    for root in (here, *here.parents, Path(__file__).resolve().parents[2]):
+    return (here, *here.parents, Path(__file__).resolve().parents[2])
+
+
+def project_jars(folder: str) -> str:
+    """The jars `make setup` fetched into ``.jars/<folder>``, as ``spark.jars`` takes them."""
+    for root in _setup_roots():
         jars = sorted((root / ".jars" / folder).glob("*.jar"))
         if jars:
             return ",".join(str(jar) for jar in jars)
     raise FruitsInputError(
         f"no jars in .jars/{folder}: run `make setup` in the project, which fetches them."
     )
+
+
+def class_archive() -> str:
+    """The local driver JVM's options for the class archive `make setup` recorded in
+    ``.jars/cds`` (``fruits.spark.class_archive``): empty when there is none."""
+    for root in _setup_roots():
+        if (root / ".jars").is_dir():
+            return java_options(root / ".jars" / "cds")
+    return ""

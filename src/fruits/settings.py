@@ -1,6 +1,6 @@
 """Project settings (see https://docs.kedro.org/ for the defaults)."""
 
-from fruits.config import ProjectConfigLoader, memory_share, project_jars
+from fruits.config import ProjectConfigLoader, class_archive, memory_share, project_jars
 from fruits.hooks import (
     InputChecks,
     ModelManifestHook,
@@ -29,6 +29,11 @@ CONFIG_LOADER_ARGS = {
     # under one storage root), conf/aws (S3 root, EU region, encryption).
     "layers": {"emr": ["cloud", "aws"], "ec2": ["cloud", "aws"], "azure": ["cloud"]},
     # ${memory_share:0.5}: half of this machine's memory (conf/ec2/spark.yml);
-    # ${project_jars:delta}: the jars `make setup` put in .jars/delta (conf/local/spark.yml).
-    "custom_resolvers": {"memory_share": memory_share, "project_jars": project_jars},
+    # ${project_jars:delta}: the jars `make setup` put in .jars/delta (conf/local/spark.yml);
+    # ${class_archive:}: the driver JVM's class archive `make setup` recorded (same file).
+    "custom_resolvers": {
+        "memory_share": memory_share,
+        "project_jars": project_jars,
+        "class_archive": class_archive,
+    },
 }

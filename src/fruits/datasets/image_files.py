@@ -9,7 +9,7 @@ from typing import Any
 from kedro.io import AbstractDataset, DatasetError
 from kedro_datasets.spark import SparkDatasetV2
 from pyspark.errors import AnalysisException
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from fruits.datasets.filesystems import answered_within, spark_uri
@@ -52,6 +52,8 @@ class ImageFilesDataset(AbstractDataset[None, RawFiles]):
             filepath=self._filepath, file_format="binaryFile", load_args=self._load_args
         )
         self.metadata = metadata
+        # The listing verify() made, used by the next load(): a run lists the folder once.
+        self._verified_files: DataFrame | None = None
 
     def load(self) -> RawFiles:
         """The files under the folder: their listing, and their bytes on demand.
@@ -60,7 +62,7 @@ class ImageFilesDataset(AbstractDataset[None, RawFiles]):
         link to nothing is an input too, without bytes: Spark's listing drops it, but it is
         a file the user meant (rejected and counted later).
         """
-        files = self._files.load()
+        files, self._verified_files = self._verified_files or self._files.load(), None
         if "://" in self._filepath:
             return RawFiles(files)
         _, dangling = unusable_files(Path(self._filepath), self._load_args.get("pathGlobFilter"))
@@ -77,7 +79,8 @@ class ImageFilesDataset(AbstractDataset[None, RawFiles]):
         try:
             if "://" in self._filepath and not answered_within(self._exists, self._filepath):
                 raise self._missing()
-            count = listed_file_count(self._files.load())
+            files = self._files.load()
+            count = listed_file_count(files)
         except FruitsInputError:
             raise
         except Exception as error:
@@ -99,9 +102,10 @@ class ImageFilesDataset(AbstractDataset[None, RawFiles]):
                 "...): put the images there, one sub-folder per class, or point "
                 "raw_images_path elsewhere."
             )
-        self._refuse_unlabelled_files()
+        self._refuse_unlabelled_files(files)
         if "://" not in self._filepath:
             self._check_local_files()
+        self._verified_files = files
 
     def _exists(self) -> bool:
         # One request through the same Hadoop connector (and settings) as the listing.
@@ -132,12 +136,12 @@ class ImageFilesDataset(AbstractDataset[None, RawFiles]):
                 dangling[0],
             )
 
-    def _refuse_unlabelled_files(self) -> None:
+    def _refuse_unlabelled_files(self, files: DataFrame) -> None:
         # A file directly in the root would be labelled with the root folder's own name.
         # binaryFile reads no content when only `path` is selected: a listing job.
         root = self._filepath if "://" in self._filepath else f"file:{self._filepath}"
         parent = F.regexp_extract("path", r"^(.*)/[^/]*$", 1)
-        loose = self._files.load().select("path").where(parent == root).limit(1).collect()
+        loose = files.select("path").where(parent == root).limit(1).collect()
         if loose:
             raise FruitsInputError(
                 f"{loose[0].path} is directly in the raw image folder {self._filepath}: images "

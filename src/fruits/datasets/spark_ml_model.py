@@ -10,12 +10,17 @@ from pyspark.ml import PipelineModel
 from fruits.datasets.filesystems import filesystem, spark_uri
 from fruits.ml.local_models import LocalPipelineModel
 
+# Set on a model read from a directory: where it came from.
+_LOADED_FROM = "_fruits_loaded_from"
+
 
 class SparkMLModelDataset(AbstractDataset[PipelineModel, PipelineModel]):
     """A ``pyspark.ml.PipelineModel`` stored as a directory (local, HDFS or S3).
 
     Spark writes and reads the model itself, so the same entry works for local paths
-    and for ``s3://`` / ``s3a://`` URIs on a cluster. Saving overwrites.
+    and for ``s3://`` / ``s3a://`` URIs on a cluster. Saving overwrites, except a model
+    read from this very directory (a reused model): it is there already, and rewriting it
+    costs a second of Spark jobs and changes nothing.
     """
 
     def __init__(self, *, filepath: str, metadata: dict[str, Any] | None = None) -> None:
@@ -24,10 +29,14 @@ class SparkMLModelDataset(AbstractDataset[PipelineModel, PipelineModel]):
 
     def load(self) -> PipelineModel:
         """Read the fitted pipeline model back."""
-        return PipelineModel.load(self._filepath)
+        model = PipelineModel.load(self._filepath)
+        setattr(model, _LOADED_FROM, self._filepath)
+        return model
 
     def save(self, data: PipelineModel) -> None:
-        """Write the fitted pipeline model, replacing any previous one."""
+        """Write the fitted pipeline model, replacing any previous one (unless it is it)."""
+        if getattr(data, _LOADED_FROM, None) == self._filepath and self._exists():
+            return
         data.write().overwrite().save(self._filepath)
 
     def load_without_spark(self) -> LocalPipelineModel:
