@@ -156,3 +156,21 @@ def test_pca_on_copies_of_one_image_is_an_input_error(image_features):
     one = image_features.limit(1)
     with pytest.raises(FruitsInputError, match="3 images have identical features"):
         fit_pca(one.union(one).union(one), standardize=False, variance_target=0.9, k=None)
+
+
+def test_a_reused_model_is_not_rewritten(spark, image_features, tmp_path):
+    """Saving the model read from the same directory (a reuse) leaves its files alone."""
+    from fruits.datasets import SparkMLModelDataset  # noqa: PLC0415
+
+    table = delta_features(spark, image_features, tmp_path / "features")
+    dataset = SparkMLModelDataset(filepath=str(tmp_path / "pca_model"))
+    dataset.save(fit_or_reuse_pca(table, settings(), None, None, None)[0])
+
+    def files() -> dict[str, int]:
+        return {str(p): p.stat().st_mtime_ns for p in (tmp_path / "pca_model").rglob("*")}
+
+    written = files()
+    dataset.save(SparkMLModelDataset(filepath=str(tmp_path / "pca_model")).load())
+    assert files() == written
+    dataset.save(fit_or_reuse_pca(table, settings(refit="always"), None, None, None)[0])
+    assert files() != written
