@@ -13,8 +13,9 @@ from fruits.params import (
 )
 from tests.conftest import REPO
 
-FEATURIZATION = {"runtime": "tflite", "input_size": 224, "batch_size": 1,
-                 "images_per_partition": 4096, "threads_per_worker": 1}  # fmt: skip
+FEATURIZATION = {"runtime": "tflite", "input_size": 224, "precision": "float32",
+                 "calibration_images": 100, "batch_size": 1, "images_per_partition": 4096,
+                 "threads_per_worker": 1}  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -26,6 +27,13 @@ FEATURIZATION = {"runtime": "tflite", "input_size": 224, "batch_size": 1,
         ({"threads_per_worker": 0}, "featurization.threads_per_worker=0: Input should be greater"),
         ({"images_per_partition": "many"}, "featurization.images_per_partition='many'"),
         ({"backbone": "resnet50"}, "unknown parameter `featurization.backbone`"),
+        ({"precision": "float16"}, "featurization.precision='float16': Input should be"),
+        ({"precision": "bfloat16"}, "featurization.precision='bfloat16': Value error, no runtime"),
+        (
+            {"runtime": "keras", "precision": "int8"},
+            "featurization.precision='int8': Value error, int8 needs runtime tflite",
+        ),
+        ({"precision": "int8", "calibration_images": 0}, "featurization.calibration_images=0"),
         (
             {"batch_sise": 4},
             "unknown parameter `featurization.batch_sise`; did you mean `batch_size`?",

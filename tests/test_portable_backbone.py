@@ -11,12 +11,15 @@ from fruits.datasets import PortableBackboneDataset
 from fruits.vision import backbone as backbone_module
 from fruits.vision.backbone import (
     BackboneWeights,
+    Int8Calibration,
     PortableBackbone,
     export_backbone,
     export_source,
     prepare_backbone,
 )
 from fruits.vision.embedder import load_embedder
+from fruits.vision.images import usable_inputs
+from tests.conftest import FRUITS_360
 
 
 def test_tflite_backbone_round_trips_and_runs(tmp_path, tflite_backbone):
@@ -87,7 +90,7 @@ def test_an_export_from_the_same_weights_file_is_reused_without_reading_it(tflit
 
 
 def test_export_is_reused_when_the_fingerprint_is_unchanged(weights, tflite_backbone, monkeypatch):
-    def no_conversion(model):
+    def no_conversion(model, calibration=()):
         raise AssertionError("converted again")
 
     monkeypatch.setattr(backbone_module, "_to_tflite", no_conversion)
@@ -95,3 +98,53 @@ def test_export_is_reused_when_the_fingerprint_is_unchanged(weights, tflite_back
     # Another input size is another backbone: exported again.
     with pytest.raises(AssertionError, match="converted again"):
         export_backbone(weights, 160, "tflite", tflite_backbone)
+
+
+@pytest.fixture(scope="module")
+def calibration_and_probe_images():
+    """40 real training images to calibrate on, 30 other real images to compare features."""
+    files = sorted(FRUITS_360.glob("Training/*/*.jpg"))
+    contents = [path.read_bytes() for path in files[::7]]
+    inputs = usable_inputs(contents, 224)
+    return inputs[:40], np.stack(inputs[40:70])
+
+
+def test_an_int8_backbone_stays_close_to_float32_and_is_another_backbone(
+    weights, tflite_backbone, calibration_and_probe_images, tmp_path
+):
+    """Real images: cosine to float32's features, its own fingerprint, kept as int8."""
+    calibration, probe = calibration_and_probe_images
+    int8 = export_backbone(weights, 224, "tflite", None, Int8Calibration(lambda: calibration))
+    assert int8.precision == "int8" and len(int8.payload) < len(tflite_backbone.payload) / 2
+    assert int8.fingerprint != tflite_backbone.fingerprint
+    ours, reference = load_embedder(int8, 1)(probe), load_embedder(tflite_backbone, 1)(probe)
+    cosine = np.sum(ours * reference, 1) / np.linalg.norm(ours, axis=1)
+    cosine /= np.linalg.norm(reference, axis=1)
+    assert 0.9 < cosine.mean() < 0.999  # close, and not float32 in disguise
+    other = Int8Calibration(lambda: calibration[:20])
+    assert export_backbone(weights, 224, "tflite", None, other).fingerprint != int8.fingerprint
+    dataset = PortableBackboneDataset(filepath=str(tmp_path / "backbone"))
+    dataset.save(int8)
+    assert dataset.load() == int8
+
+
+def test_an_int8_export_is_kept_without_calibrating_again(tflite_backbone):
+    """New images must not re-quantize the backbone: that would recompute every feature."""
+
+    def unread():
+        raise AssertionError("read again")
+
+    source = export_source("a" * 64, 224, "tflite", "int8")
+    stored = replace(tflite_backbone, source=source, precision="int8")
+    weights = BackboneWeights("a" * 64, unread)
+    assert prepare_backbone(weights, 224, "tflite", stored, Int8Calibration(unread)) is stored
+    # float32 asked for: another backbone.
+    with pytest.raises(AssertionError, match="read again"):
+        prepare_backbone(weights, 224, "tflite", stored)
+
+
+def test_int8_needs_tflite_and_usable_calibration_images(weights):
+    with pytest.raises(ValueError, match="int8 is not available with runtime 'keras'"):
+        export_backbone(weights, 224, "keras", None, Int8Calibration(lambda: []))
+    with pytest.raises(ValueError, match="needs calibration images"):
+        export_backbone(weights, 224, "tflite", None, Int8Calibration(lambda: []))

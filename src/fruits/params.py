@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 from typing import Annotated, Any, ClassVar, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from fruits.errors import FruitsInputError
 from fruits.vision.backbone import FEATURE_DIM, INPUT_SIZES, RUNTIMES
@@ -89,9 +89,24 @@ class FeaturizationParams(PipelineParams):
     SECTION = "featurization"
     runtime: Literal[RUNTIMES]  # type: ignore[valid-type]
     input_size: Literal[INPUT_SIZES]  # type: ignore[valid-type]
+    precision: Literal["float32", "bfloat16", "int8"]
+    calibration_images: PositiveInt
     batch_size: PositiveInt
     images_per_partition: PositiveInt
     threads_per_worker: PositiveInt
+
+    @field_validator("precision")
+    @classmethod
+    def _offered_by_the_runtime(cls, precision: str, info: ValidationInfo) -> str:
+        if precision == "bfloat16":
+            raise ValueError(
+                "no runtime of this project computes MobileNetV2 in bfloat16 (LiteRT's x86 "
+                "kernels have none; it pays on AMX CPUs through OpenVINO, not used here): "
+                "use int8 (runtime tflite) or float32"
+            )
+        if precision == "int8" and info.data.get("runtime") != "tflite":
+            raise ValueError("int8 needs runtime tflite (Keras has no int8 path): set both")
+        return precision
 
 
 class ReductionParams(PipelineParams):

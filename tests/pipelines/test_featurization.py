@@ -5,6 +5,7 @@ import io
 import shutil
 import weakref
 from dataclasses import replace
+from types import SimpleNamespace
 
 import keras
 import numpy as np
@@ -23,10 +24,11 @@ from fruits.spark.embedding import (
     partition_count,
 )
 from fruits.spark.image_table import describe
+from fruits.spark.sampling import calibration_contents
 from fruits.vision.backbone import BackboneWeights, PortableBackbone, build_backbone
 from fruits.vision.embedder import cached_embedder, load_embedder
 from fruits.vision.images import preprocess_image
-from tests.conftest import FRUITS_360, WEIGHTS_FILE, keras_reference_features
+from tests.conftest import FRUITS_360, WEIGHTS_FILE, copy_real_images, keras_reference_features
 from tests.helpers import local_path
 
 REAL_IMAGES = (
@@ -36,8 +38,9 @@ REAL_IMAGES = (
 
 
 def featurization_params(**changes) -> FeaturizationParams:
-    defaults = {"runtime": "tflite", "input_size": 224, "batch_size": 1,
-                "images_per_partition": 4096, "threads_per_worker": 1}  # fmt: skip
+    defaults = {"runtime": "tflite", "input_size": 224, "precision": "float32",
+                "calibration_images": 100, "batch_size": 1, "images_per_partition": 4096,
+                "threads_per_worker": 1}  # fmt: skip
     return FeaturizationParams.model_validate(defaults | changes)
 
 
@@ -228,7 +231,11 @@ def test_featurize_images_node_matches_keras(
     images = describe(raw.load().read_all(), ingestion)
 
     prepared = prepare_backbone(
-        BackboneWeights(None, lambda: weights), None, featurization_params(runtime=runtime)
+        BackboneWeights(None, lambda: weights),
+        None,
+        raw.load(),
+        featurization_params(runtime=runtime),
+        SimpleNamespace(test_split="Test"),  # the classification settings it reads
     )
     settings = featurization_params(runtime=runtime, batch_size=4, images_per_partition=4)
     features = featurize_images(images, prepared, settings)
@@ -275,3 +282,16 @@ def test_embedding_batch_keeps_each_row_with_its_image():
     np.testing.assert_array_equal(batch["features"][0], first)
     np.testing.assert_array_equal(batch["features"][2], third)
     assert embedding_batch(hashes[:0], []).num_rows == 0
+
+
+def test_int8_calibration_reads_a_spread_of_training_images_only(spark, tmp_path):
+    """Spread over the classes by a digest of the path, never the test split, same each run."""
+    files = copy_real_images(tmp_path, ["Banana", "Kiwi", "Lemon"], {"Training": 6, "Test": 6})
+    raw = ImageFilesDataset(filepath=str(tmp_path), load_args={"recursiveFileLookup": True})
+    chosen = calibration_contents(raw.load(), 9, "Test")
+    by_content = {path.read_bytes(): path for path in files}
+    chosen_files = [by_content[content] for content in chosen]
+    assert len(chosen_files) == 9
+    assert {path.parent.parent.name for path in chosen_files} == {"Training"}
+    assert {path.parent.name for path in chosen_files} == {"Banana", "Kiwi", "Lemon"}
+    assert calibration_contents(raw.load(), 9, "Test") == chosen

@@ -52,7 +52,8 @@ class ImageFilesDataset(AbstractDataset[None, RawFiles]):
             filepath=self._filepath, file_format="binaryFile", load_args=self._load_args
         )
         self.metadata = metadata
-        # The listing verify() made, used by the next load(): a run lists the folder once.
+        # The listing verify() made, used by the loads after it: a run (whose input check
+        # calls verify) lists the folder once, however many nodes read it.
         self._verified_files: DataFrame | None = None
 
     def load(self) -> RawFiles:
@@ -62,7 +63,7 @@ class ImageFilesDataset(AbstractDataset[None, RawFiles]):
         link to nothing is an input too, without bytes: Spark's listing drops it, but it is
         a file the user meant (rejected and counted later).
         """
-        files, self._verified_files = self._verified_files or self._files.load(), None
+        files = self._verified_files if self._verified_files is not None else self._files.load()
         if "://" in self._filepath:
             return RawFiles(files)
         _, dangling = unusable_files(Path(self._filepath), self._load_args.get("pathGlobFilter"))

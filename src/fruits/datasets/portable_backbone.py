@@ -44,7 +44,7 @@ class PortableBackboneDataset(AbstractDataset[PortableBackbone, PortableBackbone
         self.metadata = metadata
 
     def load_description(self) -> dict[str, Any]:
-        """``runtime``, ``input_size``, ``fingerprint`` and ``preprocessing_version``.
+        """``runtime``, ``input_size``, ``precision``, ``fingerprint``, ``preprocessing_version``.
 
         Raises:
             FileNotFoundError: No complete backbone was saved there.
@@ -70,6 +70,7 @@ class PortableBackboneDataset(AbstractDataset[PortableBackbone, PortableBackbone
             payload,
             description["fingerprint"],
             description.get("source"),
+            description.get("precision", "float32"),
         )
 
     def save(self, data: PortableBackbone) -> None:
@@ -93,6 +94,7 @@ class PortableBackboneDataset(AbstractDataset[PortableBackbone, PortableBackbone
         description = {
             "runtime": data.runtime,
             "input_size": data.input_size,
+            "precision": data.precision,
             "fingerprint": data.fingerprint,
             "preprocessing_version": PREPROCESSING_VERSION,
             "source": data.source,

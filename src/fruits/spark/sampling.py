@@ -6,6 +6,8 @@ import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from fruits.spark.listing import RawFiles
+
 
 def first_images_per_label(
     images: DataFrame, max_classes: int, per_class: int
@@ -45,3 +47,26 @@ def first_two_components(
         .toPandas()
     )
     return sample, total
+
+
+def calibration_contents(raw_files: RawFiles, count: int, test_split: str) -> list[bytes]:
+    """The bytes of about ``count`` image files for calibrating a quantized backbone.
+
+    Chosen by a digest of their path: spread over the classes, the same files on every run
+    and machine, none in a folder named ``test_split`` (what the classifier is scored on).
+    Only the chosen files are read.
+    """
+    segments = F.split("path", "/")
+    in_test = F.array_contains(segments, test_split)
+    # Class folder and file name: the same choice wherever the folder is mounted.
+    name = F.concat_ws("/", F.element_at(segments, -2), F.element_at(segments, -1))
+    chosen = (
+        raw_files.listing()
+        .where((F.col("size") > 0) & ~in_test)
+        .orderBy(F.sha2(name, 256), "path")
+        .limit(count)
+        .select("path")
+        .collect()
+    )
+    read = raw_files.read([row["path"] for row in chosen]).select("content").collect()
+    return [bytes(row["content"]) for row in read if row["content"]]

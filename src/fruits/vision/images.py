@@ -107,6 +107,17 @@ def preprocess_image(content: bytes, input_size: int) -> np.ndarray:
     return pixels
 
 
+def usable_inputs(contents: list[bytes], input_size: int) -> list[np.ndarray]:
+    """``preprocess_image`` of each content that is a usable image (the others are skipped)."""
+    inputs = []
+    for content in contents:
+        try:
+            inputs.append(preprocess_image(content, input_size))
+        except UnreadableImageError:
+            continue
+    return inputs
+
+
 def preprocess_into(content: bytes, pixels: np.ndarray, max_pixels: int = MAX_IMAGE_PIXELS) -> None:
     """``preprocess_image`` written into ``pixels``, a float32 (size, size, 3) array.
 

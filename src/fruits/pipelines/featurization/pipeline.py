@@ -1,6 +1,7 @@
 """Featurization pipeline.
 
-backbone_weights (+ previous_exported_backbone) -> exported_backbone; images +
+backbone_weights (+ previous_exported_backbone, raw_images to calibrate int8) ->
+exported_backbone; images +
 previous_image_feature_store -> image_feature_store (CNN on new contents only, merged) ->
 image_features (merged), rejected_images -> featurization_report (+ table_versions).
 """
@@ -21,7 +22,14 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 func=prepare_backbone,
-                inputs=["backbone_weights", "previous_exported_backbone", "params:featurization"],
+                inputs=[
+                    "backbone_weights",
+                    "previous_exported_backbone",
+                    # int8 only: calibration images, outside the classifier's test split.
+                    "raw_images",
+                    "params:featurization",
+                    "params:classification",
+                ],
                 outputs="exported_backbone",
                 name="prepare_backbone",
             ),
