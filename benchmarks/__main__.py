@@ -32,6 +32,7 @@ from benchmarks.incremental import incremental_rows
 from benchmarks.machine import machine, spark_job_latency
 from benchmarks.measure import Scaling, size_rows, tuning_rows, warm_up
 from benchmarks.plan import ImageSets, Plan, parse_args
+from benchmarks.precision import precision_rows
 from benchmarks.project import (
     Project,
     ProjectSettings,
@@ -178,11 +179,23 @@ def incremental(args: Any, output: Path, workdir: Path) -> None:
     write(results, output)
 
 
+def precision(args: Any, output: Path, workdir: Path) -> None:
+    """Only the reduced-precision rows, merged into the last full run's results."""
+    project = Project(args.weights, workdir, args.sha256)
+    quiet_project_logs()
+    images = RawImages.listed([args.images], project.settings().image_filter)
+    results = json.loads((output / "benchmarks" / "results.json").read_text())
+    results["precision"] = precision_rows(project, images, os.cpu_count() or 1)
+    results["precision"]["command"] = "make benchmark ARGS=--precision"
+    results["precision"]["date"] = time.strftime("%Y-%m-%d")
+    write(results, output)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    if args.incremental:
+    if args.incremental or args.precision:
         workdir = Path(tempfile.mkdtemp(prefix="fruits-bench-"))
-        incremental(args, args.output or REPO, workdir)
+        (incremental if args.incremental else precision)(args, args.output or REPO, workdir)
         shutil.rmtree(workdir, ignore_errors=True)
         return
     plan = Plan.from_args(args)
@@ -202,11 +215,13 @@ def main(argv: list[str] | None = None) -> None:
         ServingPlan(plan.service_requests),
     )
     more_rows(bench)
+    cores = os.cpu_count() or 1
+    bench.results["precision"] = precision_rows(bench.project, bench.images.main, cores)
+    bench.results["precision"]["command"] = plan.command
     stop_spark()
     if bench.images.more is not None:
         sets = [bench.images.whole, bench.images.whole.combined(bench.images.more)]
         bench.results["incremental"] = incremental_rows(sets, args.weights, workdir / "re-runs")
-    cores = os.cpu_count() or 1
     stage_rate = bench.results["rows"]["our_stage"]["images_per_s"]
     bench.results["emr"] = emr_sizing(stage_rate, cores)
     bench.results["ec2"] = ec2_sizing(stage_rate, cores)

@@ -39,6 +39,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "merged into the last results.json and BENCHMARKS.md",
     )  # fmt: skip
     mode.add_argument(
+        "--precision", action="store_true",
+        help="only the reduced-precision rows on --images (float32 and int8 stages, ceilings, "
+        "test accuracy, per-image breakdown; about 6 min), merged into the last results",
+    )  # fmt: skip
+    mode.add_argument(
         "--smoke", action="store_true",
         help="a few images of 3 classes, every part once (about 3 min): checks that the "
         "benchmark runs; its figures mean nothing. Writes to a temporary folder by default",

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.incremental import incremental_markdown
+from benchmarks.precision import precision_markdown
 from benchmarks.sizing import ec2_markdown, emr_markdown
 
 # The rows of the main table: key in results["rows"], what it measures.
@@ -36,6 +37,8 @@ def markdown(results: dict[str, Any]) -> str:
         lines += sizes_table(results["sizes"])
     if results.get("serving"):
         lines += serving_table(results["serving"], results["rows"]["our_stage"]["images_per_s"])
+    if results.get("precision"):
+        lines += precision_markdown(results["precision"])
     if results.get("incremental"):
         lines += incremental_markdown(results["incremental"])
     lines += ["", emr_markdown(results["emr"]), ""]
