@@ -8,7 +8,7 @@ import numpy as np
 
 from benchmarks.incremental import incremental_markdown
 from benchmarks.precision import precision_markdown
-from benchmarks.sizing import ec2_markdown, emr_markdown
+from benchmarks.sizing import ec2_markdown, emr_markdown, int8_markdown
 
 # The rows of the main table: key in results["rows"], what it measures.
 ROWS = {
@@ -44,6 +44,10 @@ def markdown(results: dict[str, Any]) -> str:
     lines += ["", emr_markdown(results["emr"]), ""]
     if results.get("ec2"):
         lines += [ec2_markdown(results["ec2"]), ""]
+    if results.get("precision"):
+        rows = results["precision"]["rows"]
+        rates = [rows[name]["stage_images_per_s"] for name in ("int8", "float32")]
+        lines += [int8_markdown(*rates, results["precision"]["cores"]), ""]
     return "\n".join(lines)
 
 
