@@ -126,11 +126,12 @@ def ec2_markdown(ec2: dict[str, Any]) -> str:
 
 INT8_SIZING = """### The same with `featurization.precision: int8`
 
-From the int8 stage's rate measured beside float32's ({per_core:.0f} images/s per physical core,
-x{speedup:.2f}). It holds on CPUs with AVX-512 VNNI like this one's: m6i, c6i, m7i, c7i (Sapphire
-Rapids' AMX units are not used by LiteRT: no further gain measured or claimed), m5 when it lands
-on Cascade Lake. On a Skylake m5 (AVX2 only) int8 was not measured here: size it with the float32
-tables. Core nodes priced as the m5.xlarge above (check the price list for m6i.xlarge).
+Our stage's rate of the tables above times the int8 stage's speed-up over float32 measured beside
+it (x{speedup:.2f}: {per_core:.0f} images/s per physical core). It holds on CPUs with AVX-512 VNNI
+like this one's: m6i, c6i, m7i, c7i (Sapphire Rapids' AMX units are not used by LiteRT: no further
+gain measured or claimed), m5 when it lands on Cascade Lake. On a Skylake m5 (AVX2 only) int8 was
+not measured here: size it with the float32 tables. Core nodes priced as the m5.xlarge above
+(check the price list for m6i.xlarge).
 
 | core nodes (EMR, xlarge) | images/hour | hours per million images | cost per million images |
 | ---: | ---: | ---: | ---: |
@@ -141,12 +142,14 @@ tables. Core nodes priced as the m5.xlarge above (check the price list for m6i.x
 {ec2_table}"""
 
 
-def int8_markdown(int8_stage_rate: float, float32_stage_rate: float, cores: int) -> str:
-    """The EMR and single-instance tables again at the int8 stage's per-core rate."""
+def int8_markdown(stage_rate: float, int8_speedup: float, cores: int) -> str:
+    """The EMR and single-instance tables again, at our stage's rate (the float32 tables')
+    times the int8 stage's speed-up over float32 measured beside it."""
+    int8_rate = stage_rate * int8_speedup
     return INT8_SIZING.format(
-        per_core=int8_stage_rate / cores,
-        speedup=int8_stage_rate / float32_stage_rate,
-        emr_table=emr_sizing(int8_stage_rate, cores)["table"],
-        ec2_table=ec2_sizing(int8_stage_rate, cores)["table"],
+        per_core=int8_rate / cores,
+        speedup=int8_speedup,
+        emr_table=emr_sizing(int8_rate, cores)["table"],
+        ec2_table=ec2_sizing(int8_rate, cores)["table"],
         columns=EC2_COLUMNS,
     )

@@ -8,6 +8,7 @@ import pytest
 from kedro.io import DatasetError
 
 from fruits.datasets import PortableBackboneDataset
+from fruits.errors import FruitsInputError
 from fruits.vision import backbone as backbone_module
 from fruits.vision.backbone import (
     BackboneWeights,
@@ -16,6 +17,7 @@ from fruits.vision.backbone import (
     export_backbone,
     export_source,
     prepare_backbone,
+    quantize_backbone,
 )
 from fruits.vision.embedder import load_embedder
 from fruits.vision.images import usable_inputs
@@ -114,14 +116,14 @@ def test_an_int8_backbone_stays_close_to_float32_and_is_another_backbone(
 ):
     """Real images: cosine to float32's features, its own fingerprint, kept as int8."""
     calibration, probe = calibration_and_probe_images
-    int8 = export_backbone(weights, 224, "tflite", None, Int8Calibration(lambda: calibration))
+    int8 = export_backbone(weights, 224, "tflite", None, Int8Calibration(40, lambda: calibration))
     assert int8.precision == "int8" and len(int8.payload) < len(tflite_backbone.payload) / 2
     assert int8.fingerprint != tflite_backbone.fingerprint
     ours, reference = load_embedder(int8, 1)(probe), load_embedder(tflite_backbone, 1)(probe)
     cosine = np.sum(ours * reference, 1) / np.linalg.norm(ours, axis=1)
     cosine /= np.linalg.norm(reference, axis=1)
     assert 0.9 < cosine.mean() < 0.999  # close, and not float32 in disguise
-    other = Int8Calibration(lambda: calibration[:20])
+    other = Int8Calibration(20, lambda: calibration[:20])
     assert export_backbone(weights, 224, "tflite", None, other).fingerprint != int8.fingerprint
     dataset = PortableBackboneDataset(filepath=str(tmp_path / "backbone"))
     dataset.save(int8)
@@ -134,17 +136,34 @@ def test_an_int8_export_is_kept_without_calibrating_again(tflite_backbone):
     def unread():
         raise AssertionError("read again")
 
-    source = export_source("a" * 64, 224, "tflite", "int8")
-    stored = replace(tflite_backbone, source=source, precision="int8")
     weights = BackboneWeights("a" * 64, unread)
-    assert prepare_backbone(weights, 224, "tflite", stored, Int8Calibration(unread)) is stored
-    # float32 asked for: another backbone.
+    int8 = Int8Calibration(100, unread)
+    stored = replace(
+        tflite_backbone, source=export_source("a" * 64, 224, "tflite", int8), precision="int8"
+    )
+    assert prepare_backbone(weights, 224, "tflite", stored, int8) is stored
+    assert quantize_backbone(stored, weights, int8) is stored
+    # Another number of calibration images, or float32: another backbone.
+    with pytest.raises(AssertionError, match="read again"):
+        prepare_backbone(weights, 224, "tflite", stored, Int8Calibration(50, unread))
     with pytest.raises(AssertionError, match="read again"):
         prepare_backbone(weights, 224, "tflite", stored)
 
 
+def test_a_float32_export_is_quantized_only_when_int8_is_asked_for(
+    weights, tflite_backbone, calibration_and_probe_images
+):
+    calibration, _ = calibration_and_probe_images
+    known = BackboneWeights("a" * 64, lambda: weights)
+    assert quantize_backbone(tflite_backbone, known, None) is tflite_backbone
+    int8 = Int8Calibration(40, lambda: calibration)
+    quantized = quantize_backbone(tflite_backbone, known, int8)
+    assert quantized.precision == "int8"
+    assert quantized.source == export_source("a" * 64, 224, "tflite", int8)
+
+
 def test_int8_needs_tflite_and_usable_calibration_images(weights):
     with pytest.raises(ValueError, match="int8 is not available with runtime 'keras'"):
-        export_backbone(weights, 224, "keras", None, Int8Calibration(lambda: []))
-    with pytest.raises(ValueError, match="needs calibration images"):
-        export_backbone(weights, 224, "tflite", None, Int8Calibration(lambda: []))
+        export_backbone(weights, 224, "keras", None, Int8Calibration(1, lambda: []))
+    with pytest.raises(FruitsInputError, match="no usable training image to calibrate on"):
+        export_backbone(weights, 224, "tflite", None, Int8Calibration(1, lambda: []))

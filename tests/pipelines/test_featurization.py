@@ -5,7 +5,6 @@ import io
 import shutil
 import weakref
 from dataclasses import replace
-from types import SimpleNamespace
 
 import keras
 import numpy as np
@@ -231,11 +230,7 @@ def test_featurize_images_node_matches_keras(
     images = describe(raw.load().read_all(), ingestion)
 
     prepared = prepare_backbone(
-        BackboneWeights(None, lambda: weights),
-        None,
-        raw.load(),
-        featurization_params(runtime=runtime),
-        SimpleNamespace(test_split="Test"),  # the classification settings it reads
+        BackboneWeights(None, lambda: weights), None, featurization_params(runtime=runtime)
     )
     settings = featurization_params(runtime=runtime, batch_size=4, images_per_partition=4)
     features = featurize_images(images, prepared, settings)
@@ -285,13 +280,27 @@ def test_embedding_batch_keeps_each_row_with_its_image():
 
 
 def test_int8_calibration_reads_a_spread_of_training_images_only(spark, tmp_path):
-    """Spread over the classes by a digest of the path, never the test split, same each run."""
+    """Spread over the classes by a digest of the name, never the test split, same order."""
     files = copy_real_images(tmp_path, ["Banana", "Kiwi", "Lemon"], {"Training": 6, "Test": 6})
+    # Images outside the split folders get their split from their content hash.
+    unsplit = tmp_path / "Unsorted" / "Kiwi"
+    unsplit.mkdir(parents=True)
+    for path in sorted(FRUITS_360.glob("Training/Kiwi/*.jpg"))[20:40]:
+        shutil.copy2(path, unsplit / path.name)
     raw = ImageFilesDataset(filepath=str(tmp_path), load_args={"recursiveFileLookup": True})
-    chosen = calibration_contents(raw.load(), 9, "Test")
-    by_content = {path.read_bytes(): path for path in files}
-    chosen_files = [by_content[content] for content in chosen]
-    assert len(chosen_files) == 9
-    assert {path.parent.parent.name for path in chosen_files} == {"Training"}
-    assert {path.parent.name for path in chosen_files} == {"Banana", "Kiwi", "Lemon"}
-    assert calibration_contents(raw.load(), 9, "Test") == chosen
+    ingestion = IngestionParams(
+        split_folders=["Training", "Test"],
+        unsplit_test_share=0.5,
+        unsplit_train_split="Training",
+        unsplit_test_split="Test",
+    )
+    images = describe(raw.load().read_all(), ingestion).cache()
+    training = {bytes(row.content) for row in images.where("split = 'Training'").collect()}
+    assert images.where("split = 'Test' AND path LIKE '%Unsorted%'").count() > 0
+    chosen = calibration_contents(images, 30, "Training")
+    assert len(chosen) == 18 + images.where("split = 'Training' AND path LIKE '%Unsorted%'").count()
+    assert set(chosen) <= training
+    few = calibration_contents(images, 9, "Training")
+    by_content = {path.read_bytes(): path for path in [*files, *unsplit.iterdir()]}
+    assert len({by_content[content].parent.name for content in few}) > 1
+    assert calibration_contents(images, 9, "Training") == few

@@ -77,6 +77,7 @@ class ImageFilesDataset(AbstractDataset[None, RawFiles]):
         answer a first request within seconds (``answered_within``), not after minutes
         of silent retries.
         """
+        self._verified_files = None  # a failed check leaves no listing behind
         try:
             if "://" in self._filepath and not answered_within(self._exists, self._filepath):
                 raise self._missing()

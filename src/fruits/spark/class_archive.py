@@ -1,7 +1,7 @@
 """A class-data-sharing archive for the local Spark driver: a faster start for every run.
 
 A local run's JVM loads and verifies some 20,000 classes (Spark, Hadoop, Scala, Parquet)
-before and while it works: about 4 s of a 25 s re-run on two cores. HotSpot's dynamic
+before and while it works: about 5 s of a 26 s re-run on two cores. HotSpot's dynamic
 AppCDS archive (JDK 13+) maps those classes from a file written once, after a
 representative run (``record``). The file is only valid for the JVM and the classpath it
 was made with, and a truncated one crashes the JVM, so it is named after both
@@ -43,8 +43,10 @@ def _spark_jars() -> Path:
 def archive_file(folder: Path) -> Path | None:
     """Where the archive for this JVM and this Spark's jars lives under ``folder``.
 
-    The name is a digest of the JVM binary (path, size, time) and of every jar on the
-    class path (name, size): another JDK or pyspark gets another file. None without Java.
+    The name is a digest of the JVM binary and of every jar on the class path (path,
+    size, modification time): another JDK or pyspark gets another file. The jars Spark
+    adds at run time (``spark.jars``: Delta's) are not archived and not part of it.
+    None without Java.
     """
     java = _java()
     if java is None:
@@ -73,8 +75,9 @@ def record(folder: Path, representative_run: Callable[[], None]) -> Path | None:
 
     ``representative_run`` must start this process's Spark driver (whose options come from
     ``java_options``) and do a run's work; the driver is then stopped, its JVM writes the
-    archive as it exits, and the file is moved into place complete. Does nothing when the
-    archive exists already.
+    archive as it exits, and the file is moved into place only if that JVM exited cleanly
+    (a truncated archive would crash every later run). Does nothing when the archive
+    exists already.
 
     Returns:
         The archive, or None when there is no Java to make it for.
@@ -87,34 +90,40 @@ def record(folder: Path, representative_run: Callable[[], None]) -> Path | None:
     os.environ[RECORD_TO_VARIABLE] = str(partial)
     try:
         representative_run()
-        _stop_driver()
+        exit_code = _stop_driver()
+        if exit_code != 0 or not partial.is_file():
+            raise RuntimeError(
+                f"the recording JVM exited with {exit_code} and wrote no complete archive"
+            )
+        partial.replace(archive)  # atomic: a reader sees no file or a whole one
     finally:
         del os.environ[RECORD_TO_VARIABLE]
-    if not partial.is_file():
-        logger.warning("The JVM wrote no class archive at %s: runs start without one.", partial)
-        return None
-    partial.replace(archive)  # atomic: a reader sees no file or a whole one
+        partial.unlink(missing_ok=True)
     for stale in folder.glob("spark-driver-*.jsa"):
         if stale != archive:
             stale.unlink()  # made for another JDK or pyspark
     return archive
 
 
-def _stop_driver() -> None:
-    """Stop Spark and wait for its JVM to exit (it writes the archive on the way out)."""
+def _stop_driver() -> int | None:
+    """Stop Spark and wait for its JVM to exit (it writes the archive on the way out).
+
+    Returns:
+        The JVM's exit code; None when this process did not launch it.
+    """
     from pyspark import SparkContext  # noqa: PLC0415
 
     gateway = SparkContext._gateway
     if SparkContext._active_spark_context is not None:
         SparkContext._active_spark_context.stop()
-    if gateway is None:
-        return
     process = getattr(gateway, "proc", None)
-    gateway.shutdown()
-    if process is not None:
-        # The JVM exits when its stdin closes (PythonGatewayServer), then dumps.
-        if process.stdin is not None:
-            process.stdin.close()
-        process.wait(timeout=600)
-    SparkContext._gateway = None
-    SparkContext._jvm = None
+    if gateway is not None:
+        gateway.shutdown()
+        SparkContext._gateway = None
+        SparkContext._jvm = None
+    if process is None:
+        return None
+    # The JVM exits when its stdin closes (PythonGatewayServer), then dumps.
+    if process.stdin is not None:
+        process.stdin.close()
+    return process.wait(timeout=600)

@@ -6,8 +6,6 @@ import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from fruits.spark.listing import RawFiles
-
 
 def first_images_per_label(
     images: DataFrame, max_classes: int, per_class: int
@@ -49,24 +47,19 @@ def first_two_components(
     return sample, total
 
 
-def calibration_contents(raw_files: RawFiles, count: int, test_split: str) -> list[bytes]:
-    """The bytes of about ``count`` image files for calibrating a quantized backbone.
+def calibration_contents(images: DataFrame, count: int, train_split: str) -> list[bytes]:
+    """The bytes of up to ``count`` images of ``train_split``, to calibrate a quantized backbone.
 
-    Chosen by a digest of their path: spread over the classes, the same files on every run
-    and machine, none in a folder named ``test_split`` (what the classifier is scored on).
-    Only the chosen files are read.
+    Chosen by a digest of their class folder and file name: spread over the classes, the
+    same images wherever the folder is mounted, in the same order. Only they are read.
     """
     segments = F.split("path", "/")
-    in_test = F.array_contains(segments, test_split)
-    # Class folder and file name: the same choice wherever the folder is mounted.
     name = F.concat_ws("/", F.element_at(segments, -2), F.element_at(segments, -1))
     chosen = (
-        raw_files.listing()
-        .where((F.col("size") > 0) & ~in_test)
-        .orderBy(F.sha2(name, 256), "path")
+        images.where((F.col("split") == train_split) & (F.col("size") > 0))
+        .select(F.sha2(name, 256).alias("digest"), "path", "content")
+        .orderBy("digest", "path")
         .limit(count)
-        .select("path")
         .collect()
     )
-    read = raw_files.read([row["path"] for row in chosen]).select("content").collect()
-    return [bytes(row["content"]) for row in read if row["content"]]
+    return [bytes(row["content"]) for row in sorted(chosen, key=lambda row: (row[0], row[1]))]

@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from fruits.errors import FruitsInputError
+
 if TYPE_CHECKING:
     import keras
 
@@ -67,12 +69,17 @@ class PortableBackbone:
     precision: str = "float32"
 
 
+def _not_exporting() -> list[np.ndarray]:
+    raise ValueError("calibration images are only read to export an int8 backbone")
+
+
 @dataclass(frozen=True)
 class Int8Calibration:
-    """Quantize to int8 with the activation ranges these images give (``images()``:
-    preprocessed inputs, float32, the backbone's input size), called only if exported."""
+    """Quantize to int8 with the activation ranges of ``count`` images (``images()``:
+    preprocessed inputs, float32, the backbone's input size), read only to export."""
 
-    images: Callable[[], list[np.ndarray]]
+    count: int
+    images: Callable[[], list[np.ndarray]] = _not_exporting
 
 
 @dataclass(frozen=True)
@@ -88,14 +95,17 @@ class BackboneWeights:
 
 
 def export_source(
-    weights_sha256: str | None, input_size: int, runtime: str, precision: str = "float32"
+    weights_sha256: str | None,
+    input_size: int,
+    runtime: str,
+    int8: Int8Calibration | None = None,
 ) -> str | None:
     """What decides an export, known without reading the weights: None if the file's sha256
-    is unknown. An int8 export is kept with its first calibration: new images never
-    re-quantize the backbone (which would recompute every feature)."""
+    is unknown. An int8 export is kept with its first calibration (the same number of
+    images): new photos never re-quantize the backbone, which would recompute every feature."""
     if weights_sha256 is None:
         return None
-    kind = runtime if precision == "float32" else f"{runtime}-{precision}"
+    kind = runtime if int8 is None else f"{runtime}-int8x{int8.count}"
     return f"{weights_sha256}/{kind}/{input_size}/{PREPROCESSING_VERSION}"
 
 
@@ -156,14 +166,28 @@ def prepare_backbone(
     int8: Int8Calibration | None = None,
 ) -> PortableBackbone:
     """The export for these weights and settings: the last one when it was made from the
-    same weights file (same sha256) and settings, without reading the weights or importing
-    TensorFlow (nor calibrating again); else ``export_backbone``."""
-    source = export_source(weights.sha256, input_size, runtime, "int8" if int8 else "float32")
+    same weights file (same sha256) and settings (``int8`` included), without reading the
+    weights or importing TensorFlow; else a float32 ``export_backbone`` (which
+    ``quantize_backbone`` turns into the int8 one when ``int8`` is asked for)."""
+    source = export_source(weights.sha256, input_size, runtime, int8)
     if previous is not None and source is not None and previous.source == source:
         logger.info("Backbone %s unchanged: the last export is reused.", previous.fingerprint)
         return previous
-    exported = export_backbone(weights.arrays(), input_size, runtime, previous, int8)
-    return replace(exported, source=source)
+    float32 = previous if previous is not None and previous.precision == "float32" else None
+    exported = export_backbone(weights.arrays(), input_size, runtime, float32)
+    return replace(exported, source=export_source(weights.sha256, input_size, runtime))
+
+
+def quantize_backbone(
+    prepared: PortableBackbone, weights: BackboneWeights, int8: Int8Calibration | None
+) -> PortableBackbone:
+    """``prepared`` as it is (float32 asked for, or already the int8 export), else its
+    weights quantized to int8 with ``int8``'s calibration images."""
+    if int8 is None or prepared.precision == "int8":
+        return prepared
+    quantized = export_backbone(weights.arrays(), prepared.input_size, prepared.runtime, None, int8)
+    source = export_source(weights.sha256, prepared.input_size, prepared.runtime, int8)
+    return replace(quantized, source=source)
 
 
 def export_backbone(
@@ -185,7 +209,10 @@ def export_backbone(
         raise ValueError(f"precision int8 is not available with runtime {runtime!r}")
     images = int8.images() if int8 else []
     if int8 and not images:
-        raise ValueError("an int8 backbone needs calibration images; none were usable")
+        raise FruitsInputError(
+            "precision int8: no usable training image to calibrate on; add images to the "
+            "training split or set featurization.precision to float32"
+        )
     fingerprint = backbone_fingerprint(weights, input_size, runtime, precision, images)
     if previous is not None and previous.fingerprint == fingerprint:
         logger.info("Backbone %s unchanged: the last export is reused.", fingerprint)

@@ -14,7 +14,6 @@ from pyspark.sql import DataFrame
 from fruits.params import ClassificationParams, FeaturizationParams
 from fruits.spark import feature_store, sampling
 from fruits.spark.delta import TableChanges
-from fruits.spark.listing import RawFiles
 from fruits.vision import backbone
 from fruits.vision.backbone import BackboneWeights, Int8Calibration, PortableBackbone
 from fruits.vision.images import usable_inputs
@@ -23,31 +22,42 @@ from fruits.vision.images import usable_inputs
 def prepare_backbone(
     backbone_weights: BackboneWeights,
     previous_exported_backbone: PortableBackbone | None,
-    raw_images: RawFiles,
     params: FeaturizationParams,
-    classification: ClassificationParams,
 ) -> PortableBackbone:
-    """Turn the weights into what the workers run: a TFLite model (float32 or int8) or
-    Keras weights.
+    """Turn the weights into what the workers run: a TFLite model or Keras weights.
 
     The last run's export is kept when nothing that decides the features changed (when
-    the weights file is the same, without reading it). An int8 export is calibrated on
-    raw images outside the classifier's test split, read only then.
+    the weights file is the same, without reading it); else a float32 export.
     """
-
-    def calibration() -> list[np.ndarray]:
-        contents = sampling.calibration_contents(
-            raw_images, params.calibration_images, classification.test_split
-        )
-        return usable_inputs(contents, params.input_size)
-
     return backbone.prepare_backbone(
         backbone_weights,
         params.input_size,
         params.runtime,
         previous_exported_backbone,
-        Int8Calibration(calibration) if params.precision == "int8" else None,
+        Int8Calibration(params.calibration_images) if params.precision == "int8" else None,
     )
+
+
+def quantize_backbone(
+    prepared_backbone: PortableBackbone,
+    backbone_weights: BackboneWeights,
+    images: DataFrame,
+    params: FeaturizationParams,
+    classification: ClassificationParams,
+) -> PortableBackbone:
+    """With ``precision: int8``, the backbone quantized, calibrated on images of the
+    classifier's training split (read only then); otherwise the prepared one as it is."""
+    if params.precision != "int8":
+        return prepared_backbone
+
+    def calibration() -> list[np.ndarray]:
+        contents = sampling.calibration_contents(
+            images, params.calibration_images, classification.train_split
+        )
+        return usable_inputs(contents, params.input_size)
+
+    int8 = Int8Calibration(params.calibration_images, calibration)
+    return backbone.quantize_backbone(prepared_backbone, backbone_weights, int8)
 
 
 def update_feature_store(

@@ -1,7 +1,7 @@
 """Featurization pipeline.
 
-backbone_weights (+ previous_exported_backbone, raw_images to calibrate int8) ->
-exported_backbone; images +
+backbone_weights (+ previous_exported_backbone) -> prepared_backbone (+ images, to
+calibrate int8) -> exported_backbone; images +
 previous_image_feature_store -> image_feature_store (CNN on new contents only, merged) ->
 image_features (merged), rejected_images -> featurization_report (+ table_versions).
 """
@@ -11,6 +11,7 @@ from kedro.pipeline import Node, Pipeline
 from fruits.pipelines.featurization.nodes import (
     prepare_backbone,
     publish_features,
+    quantize_backbone,
     summarize_featurization,
     update_feature_store,
 )
@@ -22,16 +23,22 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 func=prepare_backbone,
+                inputs=["backbone_weights", "previous_exported_backbone", "params:featurization"],
+                outputs="prepared_backbone",
+                name="prepare_backbone",
+            ),
+            Node(
+                func=quantize_backbone,
+                # int8 only: calibrated on the image table's training split.
                 inputs=[
+                    "prepared_backbone",
                     "backbone_weights",
-                    "previous_exported_backbone",
-                    # int8 only: calibration images, outside the classifier's test split.
-                    "raw_images",
+                    "images",
                     "params:featurization",
                     "params:classification",
                 ],
                 outputs="exported_backbone",
-                name="prepare_backbone",
+                name="quantize_backbone",
             ),
             Node(
                 func=update_feature_store,
