@@ -1,6 +1,7 @@
 """Classification: the classifier trained and scored by the pipeline run, and its metrics."""
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -111,3 +112,13 @@ def test_one_class_is_refused_at_training(spark, pipeline_run):
     bananas = pca_features.where("label = 'Banana'")
     with pytest.raises(FruitsInputError, match=r"Only one class \('Banana'\) in split 'Training'"):
         train_classifier(bananas, settings())
+
+
+def test_spark_ml_runs_the_native_blas_one_thread_per_call(spark):
+    """`make setup` installs OpenBLAS (Debian); the project's hook keeps it to one thread."""
+    if shutil.which("apt-get") is None:
+        pytest.skip("no apt-get here: make setup leaves Spark ML its Java BLAS")
+    jvm = spark._jvm
+    assert jvm.java.lang.System.getenv("OPENBLAS_NUM_THREADS") == "1"
+    implementation = jvm.dev.ludovic.netlib.blas.BLAS.getInstance().getClass().getSimpleName()
+    assert implementation == "JNIBLAS"
