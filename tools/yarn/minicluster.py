@@ -51,10 +51,25 @@ class YarnCluster:
         A container's folder holds ``stdout`` and ``stderr`` (a Spark driver's or
         executor's log, and its Python workers' stderr).
         """
-        return {
-            folder.name: folder
-            for folder in sorted(self.workdir.glob(f"**/*logDir*/{application_id}/container_*"))
-        }
+        folders: dict[str, Path] = {}
+        # os.walk, not a recursive glob: the NodeManagers create and rename folders in their
+        # local dirs (file caches) all the time, and a glob stops at the first one that
+        # vanished under it (FileNotFoundError, seen with three test workers); those dirs
+        # hold no logs and are not entered.
+        for root, dirs, _ in os.walk(self.workdir):
+            if "logDir" not in Path(root).name:
+                dirs[:] = [name for name in dirs if "localDir" not in name]
+                continue
+            dirs[:] = []
+            try:
+                containers = os.scandir(Path(root) / application_id)
+            except FileNotFoundError:
+                continue
+            with containers:
+                for entry in containers:
+                    if entry.name.startswith("container_"):
+                        folders[entry.name] = Path(entry.path)
+        return dict(sorted(folders.items()))
 
 
 def _wait_until_ready(process: subprocess.Popen, log: Path) -> str:
