@@ -43,6 +43,16 @@ def featurization_params(**changes) -> FeaturizationParams:
     return FeaturizationParams.model_validate(defaults | changes)
 
 
+def ingestion_params(unsplit_test_share: float) -> IngestionParams:
+    """Training and Test folders; other images split by content hash at this share."""
+    return IngestionParams(
+        split_folders=["Training", "Test"],
+        unsplit_test_share=unsplit_test_share,
+        unsplit_train_split="Training",
+        unsplit_test_split="Test",
+    )
+
+
 def keras_preprocessed(path, size: int) -> np.ndarray:
     image = keras.utils.load_img(path, target_size=(size, size), interpolation="bilinear")
     return keras.applications.mobilenet_v2.preprocess_input(keras.utils.img_to_array(image))
@@ -221,12 +231,7 @@ def test_featurize_images_node_matches_keras(
         broken = tmp_path / "Test" / path.parent.name / f"truncated_{path.name}"
         broken.write_bytes(path.read_bytes()[:300])
     raw = ImageFilesDataset(filepath=str(tmp_path), load_args={"recursiveFileLookup": True})
-    ingestion = IngestionParams(
-        split_folders=["Training", "Test"],
-        unsplit_test_share=0.2,
-        unsplit_train_split="Training",
-        unsplit_test_split="Test",
-    )
+    ingestion = ingestion_params(unsplit_test_share=0.2)
     images = describe(raw.load().read_all(), ingestion)
 
     prepared = prepare_backbone(
@@ -288,12 +293,7 @@ def test_int8_calibration_reads_a_spread_of_training_images_only(spark, tmp_path
     for path in sorted(FRUITS_360.glob("Training/Kiwi/*.jpg"))[20:40]:
         shutil.copy2(path, unsplit / path.name)
     raw = ImageFilesDataset(filepath=str(tmp_path), load_args={"recursiveFileLookup": True})
-    ingestion = IngestionParams(
-        split_folders=["Training", "Test"],
-        unsplit_test_share=0.5,
-        unsplit_train_split="Training",
-        unsplit_test_split="Test",
-    )
+    ingestion = ingestion_params(unsplit_test_share=0.5)
     images = describe(raw.load().read_all(), ingestion).cache()
     training = {bytes(row.content) for row in images.where("split = 'Training'").collect()}
     assert images.where("split = 'Test' AND path LIKE '%Unsorted%'").count() > 0
