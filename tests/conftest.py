@@ -37,6 +37,11 @@ S3A_JARS = [
 ]
 # Delta Lake's jars, fetched by `make setup` (conf/local adds them itself; a cluster has its own).
 DELTA_JARS = sorted((REPO / ".jars" / "delta").glob("*.jar"))
+# Added to the environment of the rehearsed bootstrap scripts (EMR's bootstrap action, the EC2
+# user data), which build a venv from the lock with pip: pip's byte-compilation of every
+# installed module (TensorFlow's thousands) is ~40 s of CPU per venv on these two cores, and
+# the runs after it compile on import only what they use. The scripts themselves are unchanged.
+PIP_WITHOUT_BYTECODE = {"PIP_NO_COMPILE": "1"}
 
 # The longest rehearsals run first: `make test` runs two test files at a time (pytest-xdist,
 # --dist loadfile), in collection order, so these start at once instead of last.

@@ -25,7 +25,13 @@ import pytest
 import s3fs
 
 from fruits.apps import artifacts, ec2
-from tests.conftest import REHEARSAL_IMAGES, REPO, WEIGHTS_FILE, copy_project
+from tests.conftest import (
+    PIP_WITHOUT_BYTECODE,
+    REHEARSAL_IMAGES,
+    REPO,
+    WEIGHTS_FILE,
+    copy_project,
+)
 from tests.helpers import by_image, read_delta, read_delta_folder
 
 pytestmark = pytest.mark.ec2
@@ -92,6 +98,7 @@ def run_user_data(
     environment = {
         **{key: value for key, value in os.environ.items() if not key.startswith("PYSPARK")},
         **bucket.environment,
+        **PIP_WITHOUT_BYTECODE,
         "PATH": f"{host / 'stubs'}:{BIN}:{os.environ['PATH']}",
         "FRUITS_HOME": str(host / "fruits"),
         "SPARK_CONF_DIR": str(host / "spark-conf"),

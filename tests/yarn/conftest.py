@@ -28,6 +28,7 @@ from fruits.apps import emr
 from fruits.vision.embedder import EMBEDDER_BUILT
 from tests.conftest import (
     DELTA_JARS,
+    PIP_WITHOUT_BYTECODE,
     S3A_JARS,
     WEIGHTS_FILE,
     S3Server,
@@ -163,7 +164,10 @@ def cluster_python(bucket: S3Server, spec, tmp_path_factory) -> Path:
     venv = tmp_path_factory.mktemp("cluster") / "venv"
     local_script = tmp_path_factory.mktemp("bootstrap") / "emr_bootstrap.sh"
     bucket.client().download_file(BUCKET, f"{PREFIX}/artifacts/emr_bootstrap.sh", str(local_script))
-    environment = {**os.environ, **bucket.environment, "PATH": f"{BIN}:{os.environ['PATH']}"}
+    environment = {
+        **os.environ, **bucket.environment, **PIP_WITHOUT_BYTECODE,
+        "PATH": f"{BIN}:{os.environ['PATH']}",
+    }  # fmt: skip
     started = time.perf_counter()
     result = subprocess.run(
         ["bash", str(local_script), artifacts_uri, str(venv)],
