@@ -38,6 +38,8 @@ DELETE = "delete"
 # Spark's session setting Delta copies into every commit's `userMetadata`: a JSON object
 # with the run (set for the whole run by fruits.hooks.OneWriter) and the commit's sources.
 RUN_METADATA_KEY = "spark.databricks.delta.commitInfo.userMetadata"
+# Marks the changes' keys the table holds already (a column of one query, never written).
+_HELD = "_held"
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,7 @@ def apply_changes(spark: SparkSession, path: str, changes: TableChanges, key: li
                 upserted = rows.where(F.col(CHANGE) == UPSERT).select(*columns)
                 upserted.write.format("delta").mode("overwrite").save(path)
                 return True
-            kinds = {row[CHANGE] for row in rows.select(CHANGE).distinct().collect()}
+            kinds = _kinds_and_held(spark, path, rows, key)
             if not kinds:
                 if changes.sources:  # a commit without rows, to record them
                     spark.sql(
@@ -133,7 +135,7 @@ def apply_changes(spark: SparkSession, path: str, changes: TableChanges, key: li
                         f"('fruits.sources' = '{_sources_digest(changes.sources)}')"
                     )
                 return False
-            if kinds == {UPSERT} and not _holds_any(spark, path, rows, key):
+            if kinds == {UPSERT: 0}:  # new keys only
                 rows.select(*columns).write.format("delta").mode("append").save(path)
                 return True
             matches = " AND ".join(f"target.`{name}` <=> changes.`{name}`" for name in key)
@@ -153,10 +155,14 @@ def apply_changes(spark: SparkSession, path: str, changes: TableChanges, key: li
         rows.unpersist()
 
 
-def _holds_any(spark: SparkSession, path: str, rows: DataFrame, key: list[str]) -> bool:
-    """Whether the table at ``path`` holds any key of ``rows`` (its key columns only are read)."""
-    held = spark.read.format("delta").load(path).select(*key)
-    return not rows.select(*key).join(held, key, "left_semi").isEmpty()
+def _kinds_and_held(
+    spark: SparkSession, path: str, rows: DataFrame, key: list[str]
+) -> dict[str, int]:
+    """The kinds of change in ``rows``, each with how many of its keys the table at
+    ``path`` holds already: one query (the table's key columns only are read)."""
+    held = spark.read.format("delta").load(path).select(*key, F.lit(True).alias(_HELD))
+    counted = rows.select(CHANGE, *key).join(held, key, "left").groupBy(CHANGE)
+    return {row[CHANGE]: row["held"] for row in counted.agg(F.count(_HELD).alias("held")).collect()}
 
 
 def _sources_digest(sources: dict[str, Any]) -> str:
@@ -165,11 +171,20 @@ def _sources_digest(sources: dict[str, Any]) -> str:
 
 def _last_sources(spark: SparkSession, path: str) -> dict[str, Any] | None:
     """The sources recorded by the table's last commit that recorded any."""
-    for row in DeltaTable.forPath(spark, path).history(5).orderBy(F.desc("version")).collect():
+    for row in _latest_first(DeltaTable.forPath(spark, path).history(5)):
         metadata = commit_metadata(row)
         if "sources" in metadata:
             return metadata["sources"]
     return None
+
+
+def _latest_first(history: DataFrame) -> list[Any]:
+    """A table's history rows, newest first.
+
+    Delta reads the history on the driver into a local relation: collecting it as is
+    costs no Spark job, sorting it in Spark costs a shuffle's jobs (three, each commit).
+    """
+    return sorted(history.collect(), key=lambda row: row["version"], reverse=True)
 
 
 class extra_commit_metadata:  # noqa: N801 - used as a context manager
@@ -224,7 +239,7 @@ def maintain(spark: SparkSession, path: str, policy: Maintenance) -> None:
         return
     table = DeltaTable.forPath(spark, path)
     # VACUUM logs two commits of its own: they are maintenance, not changes.
-    recent = table.history(policy.optimize_every + 3).orderBy(F.desc("version")).collect()
+    recent = _latest_first(table.history(policy.optimize_every + 3))
     changes = 0
     for row in recent:
         if row["operation"] == "OPTIMIZE":
