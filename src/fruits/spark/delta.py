@@ -182,7 +182,7 @@ def _latest_first(history: DataFrame) -> list[Any]:
     """A table's history rows, newest first.
 
     Delta reads the history on the driver into a local relation: collecting it as is
-    costs no Spark job, sorting it in Spark costs a shuffle's jobs (three, each commit).
+    costs no Spark job; sorting it in Spark took a shuffle, three jobs per call.
     """
     return sorted(history.collect(), key=lambda row: row["version"], reverse=True)
 
