@@ -107,7 +107,7 @@ serve: setup
 	$(BIN)/fruits-serve$(if $(PARAMS), --params=$(PARAMS))
 
 test: setup $(CHROMIUM) lint
-	$(BIN)/pytest -n 2 --dist loadfile
+	$(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder
 
 # Unit and node tests on small real data: no pipeline run, cluster, browser or notebook.
 test-fast: setup lint
