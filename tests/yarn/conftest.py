@@ -314,17 +314,31 @@ def _wait_for_application(log: Path, process: subprocess.Popen, timeout: float =
     raise AssertionError(f"no application submitted in {timeout} s:\n{log.read_text()}")
 
 
-def wait_for_featurization(application_id: str, yarn: YarnCluster, timeout: float = 300) -> str:
-    """The first executor container whose Python worker has built its embedder: the CNN runs."""
+def wait_for_featurization(
+    application_id: str, yarn: YarnCluster, attempt: int = 1, timeout: float = 300
+) -> str:
+    """The first executor container of ``attempt`` whose Python worker has built its embedder:
+    the CNN runs. YARN names containers ``container_<cluster>_<app>_<attempt>_<number>``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for name, folder in yarn.container_logs(application_id).items():
             stderr = folder / "stderr"
-            if not name.endswith("_000001") and stderr.is_file():
+            of_attempt = f"_{attempt:02d}_" in name
+            if of_attempt and not name.endswith("_000001") and stderr.is_file():
                 if EMBEDDER_BUILT in stderr.read_text(errors="replace"):
                     return name
         time.sleep(0.05)
-    raise AssertionError(f"featurization never started in {application_id}")
+    raise AssertionError(f"featurization never started in attempt {attempt} of {application_id}")
+
+
+def driver_container(application_id: str, yarn: YarnCluster, attempt: int = 1) -> str:
+    """The container of ``attempt``'s driver (YARN cluster mode: the application master)."""
+    [driver] = [
+        name
+        for name in yarn.container_logs(application_id)
+        if name.endswith(f"_{attempt:02d}_000001")
+    ]
+    return driver
 
 
 def kill_container_process(container: str, java_class: str) -> int:
@@ -336,9 +350,16 @@ def kill_container_process(container: str, java_class: str) -> int:
     raise AssertionError(f"no {java_class} process for {container}")
 
 
-def event_log(application_id: str) -> list[dict]:
-    """The application's Spark event log, as the emr environment writes it to S3."""
+def event_log(application_id: str, attempt: int = 1) -> list[dict]:
+    """An attempt's Spark event log, as the emr environment writes it to S3 (named
+    ``<application>_<attempt>``; ``.inprogress`` for an attempt that was killed)."""
     s3 = s3fs.S3FileSystem()
-    [path] = [p for p in s3.find(f"{BUCKET}/{PREFIX}/logs/spark-events") if application_id in p]
+    s3.invalidate_cache()
+    name = f"{application_id}_{attempt}"
+    [path] = [
+        p
+        for p in s3.find(f"{BUCKET}/{PREFIX}/logs/spark-events")
+        if p.rsplit("/", 1)[-1].split(".", 1)[0] == name
+    ]
     with s3.open(path) as events:
         return [json.loads(line) for line in events.read().decode().splitlines()]

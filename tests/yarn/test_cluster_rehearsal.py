@@ -20,6 +20,7 @@ from tests.yarn.conftest import (
     IMAGES,
     LOCAL_RAW,
     PREFIX,
+    driver_container,
     event_log,
     kill_container_process,
     wait_for_featurization,
@@ -160,44 +161,36 @@ def test_no_executor_read_the_weights_file(cluster_run):
     assert len(reads) == 1  # the driver's; the executors got the broadcast
 
 
-def test_a_lost_executor_is_replaced_and_the_outputs_stay_exact(submit, local_run):
-    killed: list[int] = []
+def test_a_killed_driver_is_retried_and_a_lost_executor_replaced_with_exact_outputs(
+    submit, local_run
+):
+    """Two faults in one application (one cluster run fewer for the suite): the driver's
+    container killed during the first attempt's featurization, then one executor during the
+    second's. YARN starts a second attempt; Spark replaces the executor and reruns its tasks."""
+    killed: dict[str, int] = {}
 
-    def kill_an_executor(application_id, yarn):
-        container = wait_for_featurization(application_id, yarn)
-        killed.append(kill_container_process(container, "CoarseGrainedExecutorBackend"))
-
-    submission = submit("executor_lost", during=kill_an_executor, pipelines=FEATURES_ONLY)
-    assert submission.succeeded, submission.output[-5000:]
-    assert killed
-    lost = [
-        event for event in event_log(submission.application_id)
-        if event["Event"] == "SparkListenerTaskEnd"
-        and event["Task End Reason"]["Reason"] == "ExecutorLostFailure"
-    ]  # fmt: skip
-    assert lost, "the executor was killed after its tasks were done"
-    assert_outputs_equal_local(local_run, features_only=True)
-    assert_each_content_once_in_the_store()
-
-
-def test_a_killed_driver_is_retried_by_yarn_and_the_outputs_stay_exact(submit, local_run):
-    killed: list[int] = []
-
-    def kill_the_driver(application_id, yarn):
-        wait_for_featurization(application_id, yarn)
-        [driver] = [
-            name for name in yarn.container_logs(application_id) if name.endswith("_000001")
-        ]
-        killed.append(kill_container_process(driver, "ApplicationMaster"))
+    def kill_the_driver_then_an_executor(application_id, yarn):
+        wait_for_featurization(application_id, yarn, attempt=1)
+        driver = driver_container(application_id, yarn, attempt=1)
+        killed["driver"] = kill_container_process(driver, "ApplicationMaster")
+        executor = wait_for_featurization(application_id, yarn, attempt=2)
+        killed["executor"] = kill_container_process(executor, "CoarseGrainedExecutorBackend")
 
     submission = submit(
-        "driver_lost",
-        during=kill_the_driver,
+        "driver_then_executor_lost",
+        during=kill_the_driver_then_an_executor,
         extra={"spark.yarn.maxAppAttempts": "2"},
         pipelines=FEATURES_ONLY,
     )
     assert submission.succeeded, submission.output[-5000:]
-    assert killed and len(submission.driver_logs()) == 2  # two attempts
+    assert set(killed) == {"driver", "executor"}
+    assert len(submission.driver_logs()) == 2  # two attempts
+    lost = [
+        event for event in event_log(submission.application_id, attempt=2)
+        if event["Event"] == "SparkListenerTaskEnd"
+        and event["Task End Reason"]["Reason"] == "ExecutorLostFailure"
+    ]  # fmt: skip
+    assert lost, "the executor was killed after its tasks were done"
     assert_outputs_equal_local(local_run, features_only=True)
     assert_each_content_once_in_the_store()
     report = s3_json("08_reporting/featurization_report.json")
