@@ -82,6 +82,7 @@ def test_the_classifier_settings_leave_out_what_does_not_change_the_model():
             "search_parallelism": 2,
             "elastic_net_param": 0,
             "max_iter": 10,
+            "tol": 1e-4,
             "train_ratio": 0.8,
             "seed": 1,
             "refit": "on_change",
@@ -89,7 +90,7 @@ def test_the_classifier_settings_leave_out_what_does_not_change_the_model():
     )
     assert params.settings == {
         "train_split": "Training", "reg_params": [0.01, 1.0], "elastic_net_param": 0.0,
-        "max_iter": 10, "train_ratio": 0.8, "seed": 1,
+        "max_iter": 10, "tol": 1e-4, "train_ratio": 0.8, "seed": 1,
     }  # fmt: skip
 
 
@@ -140,6 +141,7 @@ def test_the_split_names_are_given_once_for_ingestion_and_classification(tmp_pat
     [
         ({"elastic_net_param": 5}, "classification.elastic_net_param=5: Input should be less"),
         ({"max_iter": 0}, "classification.max_iter=0: Input should be greater than or equal to 1"),
+        ({"tol": 0}, "classification.tol=0: Input should be greater than 0"),
         ({"reg_params": [-1]}, "classification.reg_params.0=-1"),
         ({"search_parallelism": 0}, "classification.search_parallelism=0: Input should be"),
     ],
@@ -147,7 +149,7 @@ def test_the_split_names_are_given_once_for_ingestion_and_classification(tmp_pat
 def test_a_bad_classifier_setting_is_named(changes, message):
     valid = {"train_split": "Training", "test_split": "Test", "reg_params": [0.01],
              "search_parallelism": 1, "elastic_net_param": 0.0, "max_iter": 10,
-             "train_ratio": 0.8, "seed": 1, "refit": "always"}  # fmt: skip
+             "tol": 1e-4, "train_ratio": 0.8, "seed": 1, "refit": "always"}  # fmt: skip
     with pytest.raises(ParameterError, match=message):
         ClassificationParams.model_validate(valid | changes)
 

@@ -136,6 +136,7 @@ class ClassificationParams(PipelineParams):
     search_parallelism: PositiveInt
     elastic_net_param: Annotated[float, Field(ge=0, le=1)]
     max_iter: PositiveInt
+    tol: Annotated[float, Field(gt=0)]
     train_ratio: Annotated[float, Field(gt=0, lt=1)]
     seed: int
     refit: RefitPolicy

@@ -18,7 +18,7 @@ from tests.conftest import PIPELINE_CLASSES, TEST_PER_CLASS
 def settings(**changes) -> ClassificationParams:
     defaults = {"train_split": "Training", "test_split": "Test", "reg_params": [0.01],
                 "search_parallelism": 1, "elastic_net_param": 0.0, "max_iter": 10,
-                "train_ratio": 0.8, "seed": 1, "refit": "always"}  # fmt: skip
+                "tol": 1e-4, "train_ratio": 0.8, "seed": 1, "refit": "always"}  # fmt: skip
     return ClassificationParams.model_validate(defaults | changes)
 
 

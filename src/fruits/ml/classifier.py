@@ -68,6 +68,7 @@ def train_classifier(
             family="multinomial",
             elasticNetParam=settings.elastic_net_param,
             maxIter=settings.max_iter,
+            tol=settings.tol,
         )
         tuning = TrainValidationSplit(
             estimator=regression,
