@@ -124,6 +124,19 @@ def kedro_project():
     return bootstrap_project(REPO)
 
 
+@pytest.fixture
+def all_pipelines(kedro_project):
+    """Kedro's pipeline registry holding every pipeline.
+
+    The registry is process-wide and Kedro loads only the pipelines a run asks for: after a
+    `session.run(pipeline_names=[...])` in this worker it holds those alone until reset.
+    """
+    from kedro.framework.project import pipelines  # noqa: PLC0415
+
+    pipelines.set_requested(None)
+    return pipelines
+
+
 @pytest.fixture(scope="session")
 def spark(kedro_project):
     """The Spark session exactly as the project's hook creates it for `--env local`."""

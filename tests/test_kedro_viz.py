@@ -12,7 +12,6 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from kedro.framework.project import pipelines
 
 from tests.conftest import REPO, copy_project
 from tests.test_project import DATASETS, KEDRO
@@ -37,7 +36,8 @@ def viz_site(tmp_path_factory) -> Path:
     return project / "build"
 
 
-def test_kedro_viz_build_holds_every_pipeline(viz_site):
+def test_kedro_viz_build_holds_every_pipeline(viz_site, all_pipelines):
+    pipelines = all_pipelines
     assert (viz_site / "index.html").is_file()
     graph = json.loads((viz_site / "api" / "main").read_text())
     tasks = {node["name"] for node in graph["nodes"] if node["type"] == "task"}
@@ -62,7 +62,7 @@ def _squash(text: str) -> str:
     return re.sub(r"[\s_]+", "", text).lower()
 
 
-def test_kedro_viz_renders_the_nodes_in_chromium(served_site):
+def test_kedro_viz_renders_the_nodes_in_chromium(served_site, all_pipelines):
     if not Path(CHROMIUM).is_file():
         pytest.fail("Chromium is missing: `make setup` installs Debian's chromium package.")
     from playwright.sync_api import TimeoutError as PlaywrightTimeoutError  # noqa: PLC0415
@@ -87,6 +87,6 @@ def test_kedro_viz_renders_the_nodes_in_chromium(served_site):
             page.screenshot(path=str(SCREENSHOT))
         finally:
             browser.close()
-    expected = {_squash(node.name) for node in pipelines["__default__"].nodes}
+    expected = {_squash(node.name) for node in all_pipelines["__default__"].nodes}
     assert expected <= shown, f"not rendered: {expected - shown}"
     assert SCREENSHOT.stat().st_size > 10_000

@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from kedro.framework.project import pipelines
 from kedro.validation import TypeExtractor
 from pydantic import BaseModel
 
@@ -26,7 +25,8 @@ DATASETS = [
 ]  # fmt: skip
 
 
-def test_pipelines_registered_and_run_together_by_default():
+def test_pipelines_registered_and_run_together_by_default(all_pipelines):
+    pipelines = all_pipelines
     assert set(PIPELINES) == set(pipelines) - {"__default__"}
     default_nodes = {node.name for node in pipelines["__default__"].nodes}
     for name in PIPELINES:
@@ -39,8 +39,9 @@ def test_every_pipeline_has_its_parameters_file():
         assert (REPO / "conf" / "base" / f"parameters_{name}.yml").is_file()
 
 
-def test_every_parameter_input_is_one_validated_model():
+def test_every_parameter_input_is_one_validated_model(all_pipelines):
     """Kedro validates a node's ``params:`` input when the node types it: every one is typed."""
+    pipelines = all_pipelines
     required = TypeExtractor(dict(pipelines)).extract_types_from_pipelines()
     inputs = {
         name.removeprefix("params:")
