@@ -318,13 +318,12 @@ def wait_for_featurization(
     application_id: str, yarn: YarnCluster, attempt: int = 1, timeout: float = 300
 ) -> str:
     """The first executor container of ``attempt`` whose Python worker has built its embedder:
-    the CNN runs. YARN names containers ``container_<cluster>_<app>_<attempt>_<number>``."""
+    the CNN runs."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for name, folder in yarn.container_logs(application_id).items():
             stderr = folder / "stderr"
-            of_attempt = f"_{attempt:02d}_" in name
-            if of_attempt and not name.endswith("_000001") and stderr.is_file():
+            if _of_attempt(name, attempt) and not name.endswith("_000001") and stderr.is_file():
                 if EMBEDDER_BUILT in stderr.read_text(errors="replace"):
                     return name
         time.sleep(0.05)
@@ -336,9 +335,14 @@ def driver_container(application_id: str, yarn: YarnCluster, attempt: int = 1) -
     [driver] = [
         name
         for name in yarn.container_logs(application_id)
-        if name.endswith(f"_{attempt:02d}_000001")
+        if _of_attempt(name, attempt) and name.endswith("_000001")
     ]
     return driver
+
+
+def _of_attempt(container: str, attempt: int) -> bool:
+    """YARN names containers ``container_<cluster>_<app>_<attempt, 2 digits>_<number>``."""
+    return container.split("_")[-2] == f"{attempt:02d}"
 
 
 def kill_container_process(container: str, java_class: str) -> int:

@@ -275,11 +275,7 @@ def run_commits(spark: SparkSession, path: str, run: str | None, depth: int = 10
     done = {"read": None, "written": [], "inserted": 0, "updated": 0, "deleted": 0}
     if not is_table(spark, path):
         return done
-    history = DeltaTable.forPath(spark, path).history(depth)
-    rows = sorted(
-        history.select("version", "operation", "userMetadata", "operationMetrics").collect(),
-        key=lambda row: row["version"],
-    )
+    rows = _latest_first(DeltaTable.forPath(spark, path).history(depth))[::-1]
     ours = [row for row in rows if run is not None and commit_metadata(row).get("run") == run]
     done["written"] = [row["version"] for row in ours]
     first = ours[0]["version"] if ours else None
