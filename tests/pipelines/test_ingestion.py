@@ -46,6 +46,8 @@ def odd_image_tree(tmp_path):
     # Not images: never ingested.
     (tmp_path / "Training" / "Apple Braeburn" / "notes.txt").write_text("not an image")
     (tmp_path / "LICENSE").write_text("MIT")
+    # A hidden file (macOS's AppleDouble companion): Spark's listing skips it, so may the check.
+    shutil.copy2(apples[0], tmp_path / "._a.jpg")
     return tmp_path
 
 

@@ -10,7 +10,6 @@ from kedro.io import AbstractDataset, DatasetError
 from kedro_datasets.spark import SparkDatasetV2
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
 from fruits.datasets.filesystems import answered_within, spark_uri
 from fruits.datasets.local_files import unusable_files
@@ -104,7 +103,7 @@ class ImageFilesDataset(AbstractDataset[None, RawFiles]):
                 "...): put the images there, one sub-folder per class, or point "
                 "raw_images_path elsewhere."
             )
-        self._refuse_unlabelled_files(files)
+        self._refuse_unlabelled_files()
         if "://" not in self._filepath:
             self._check_local_files()
         self._verified_files = files
@@ -138,17 +137,23 @@ class ImageFilesDataset(AbstractDataset[None, RawFiles]):
                 dangling[0],
             )
 
-    def _refuse_unlabelled_files(self, files: DataFrame) -> None:
+    def _refuse_unlabelled_files(self) -> None:
         # A file directly in the root would be labelled with the root folder's own name.
-        # binaryFile reads no content when only `path` is selected: a listing job.
-        root = self._filepath if "://" in self._filepath else f"file:{self._filepath}"
-        parent = F.regexp_extract("path", r"^(.*)/[^/]*$", 1)
-        loose = files.select("path").where(parent == root).limit(1).collect()
-        if loose:
-            raise FruitsInputError(
-                f"{loose[0].path} is directly in the raw image folder {self._filepath}: images "
-                "must be in one sub-folder per class (named after the fruit); move it there."
-            )
+        # One listing of the root alone, on the driver: a Spark job over the whole listing
+        # cost a second of every run. Same rules as the source's: its glob, hidden names.
+        spark = SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
+        hadoop_fs = spark._jvm.org.apache.hadoop.fs
+        root = hadoop_fs.Path(self._filepath)
+        glob = self._load_args.get("pathGlobFilter")
+        matches = hadoop_fs.GlobFilter(glob).accept if glob else (lambda path: True)
+        for status in root.getFileSystem(spark._jsc.hadoopConfiguration()).listStatus(root):
+            path = status.getPath()
+            if status.isFile() and not path.getName().startswith(("_", ".")) and matches(path):
+                raise FruitsInputError(
+                    f"{path.toString()} is directly in the raw image folder {self._filepath}: "
+                    "images must be in one sub-folder per class (named after the fruit); move "
+                    "it there."
+                )
 
     def save(self, data: None) -> None:
         """Refuse to write: the raw images are an input of the project."""
