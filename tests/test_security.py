@@ -70,7 +70,7 @@ def test_aws_writes_to_s3_are_encrypted_server_side(env):
         name for name, entry in catalog.items()
         if isinstance(entry, dict)
         and entry.get("type", "").split(".")[-1] in (
-            "JSONDataset", "MatplotlibDataset", "SparkSnapshotDataset", "CSVDataset"
+            "JSONDataset", "FigureDataset", "SparkSnapshotDataset", "CSVDataset"
         )
     ]  # fmt: skip
     assert len(fsspec_datasets) >= 8

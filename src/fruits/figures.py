@@ -5,6 +5,11 @@ Spark never runs here: the reporting nodes select what a figure shows and pass i
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import matplotlib
@@ -17,6 +22,28 @@ from fruits.vision.images import UnreadableImageError, thumbnail
 
 # Class names are written on the plots up to this many classes; beyond, they would overlap.
 _MAX_NAMED_CLASSES = 40
+# What draws the figures: a new version of this module or of matplotlib draws every one again.
+_DRAWING = hashlib.sha256(Path(__file__).read_bytes() + matplotlib.__version__.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class FigurePlan:
+    """A figure not drawn yet, and the identity of what it would be drawn from.
+
+    ``fruits.datasets.FigureDataset`` draws it only when the saved figure was drawn from
+    other sources: a re-run with nothing new redraws nothing (and runs none of the Spark
+    queries behind ``draw``).
+    """
+
+    sources: str
+    draw: Callable[[], Figure]
+
+
+def sources_of(*inputs: Any) -> str:
+    """A digest of a figure's inputs (JSON-able: reports, parameters, table digests) and of
+    the code that draws it."""
+    text = json.dumps([_DRAWING, *inputs], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def scree_plot(explained_variance: dict[str, Any]) -> Figure:

@@ -260,7 +260,9 @@ def test_same_bytes_twice_are_embedded_once(tmp_path):
 
 
 def test_rerun_of_the_whole_pipeline_changes_no_output(tmp_path, monkeypatch):
-    """Default pipeline twice on the same files: no refit, identical tables, reports, models."""
+    """Default pipeline twice on the same files: no refit, no evaluation, no figure drawn;
+    identical tables, reports, models, and figure files left untouched."""
+    from fruits import figures  # noqa: PLC0415
     from fruits.ml import classifier, pca  # noqa: PLC0415
     from fruits.ml.local_models import LocalPipelineModel  # noqa: PLC0415
 
@@ -269,22 +271,30 @@ def test_rerun_of_the_whole_pipeline_changes_no_output(tmp_path, monkeypatch):
 
     def outputs() -> dict:
         reports = {p.name: p.read_text() for p in (data / "08_reporting").glob("*.json")}
+        pngs = {
+            p.name: (p.stat().st_mtime_ns, p.read_bytes())
+            for p in (data / "08_reporting").glob("*.png")
+        }
         tables = {name: table(data, name).drop(columns="file") for name in (FEATURES, PCA_FEATURES)}
         models = {
             name: [s.data for s in LocalPipelineModel(str(data / "06_models" / name)).stages]
             for name in ("pca_model", "fruit_classifier")
         }
-        return {"reports": reports, "tables": tables, "models": models}
+        return {"reports": reports, "figures": pngs, "tables": tables, "models": models}
 
     run_project(raw_images_path=str(raw), data_root=str(data), **WEIGHTS_PARAMS)
     first = outputs()
     assert {"classification_metrics.json", "explained_variance.json"} <= set(first["reports"])
+    assert len(first["figures"]) == 4
 
     def refit(*args, **kwargs):
-        raise AssertionError("refit on unchanged input")
+        raise AssertionError("refit, scored or drawn again on unchanged input")
 
     monkeypatch.setattr(classifier, "train_classifier", refit)
     monkeypatch.setattr(pca, "fit_pca", refit)
+    monkeypatch.setattr(classifier, "evaluate_classifier", refit)
+    for drawing in ("scree_plot", "pca_scatter", "sample_grid", "confusion_matrix"):
+        monkeypatch.setattr(figures, drawing, refit)
     run_project(raw_images_path=str(raw), data_root=str(data), **WEIGHTS_PARAMS)
     again = outputs()
     # The featurization report describes each run's work; every other output is the same.
@@ -292,6 +302,7 @@ def test_rerun_of_the_whole_pipeline_changes_no_output(tmp_path, monkeypatch):
                    for r in [r["reports"]]]  # fmt: skip
     assert [(r["contents_new"], r["contents_reused"]) for r in run_reports] == [(32, 0), (0, 32)]
     assert again["reports"] == first["reports"]
+    assert again["figures"] == first["figures"]
     for name, frame in first["tables"].items():
         pd.testing.assert_frame_equal(again["tables"][name], frame)
     assert repr(again["models"]) == repr(first["models"])

@@ -23,10 +23,10 @@ def test_pca_scatter_draws_a_bounded_sample(spark, pipeline_run):
     pca_features = spark.read.format("delta").load(
         str(pipeline_run.data_root / "05_model_input" / "pca_features")
     )
-    figure = plot_pca_scatter(pca_features, PcaScatterParams(max_points=50, seed=1))
+    figure = plot_pca_scatter(pca_features, PcaScatterParams(max_points=50, seed=1)).draw()
     points = sum(len(c.get_offsets()) for c in figure.axes[0].collections)
     assert 0 < points <= 50
-    everything = plot_pca_scatter(pca_features, PcaScatterParams(max_points=10_000, seed=1))
+    everything = plot_pca_scatter(pca_features, PcaScatterParams(max_points=10_000, seed=1)).draw()
     assert sum(len(c.get_offsets()) for c in everything.axes[0].collections) == pca_features.count()
 
 
@@ -36,7 +36,8 @@ def test_sample_images_grid_has_one_panel_per_class(spark, pipeline_run):
         str(pipeline_run.data_root / "02_intermediate" / "images")
     )
     report = {"image_files": 12, "rejected": 1}
-    figure = plot_sample_images(images, report, SampleImagesParams(max_classes=5, per_class=2))
+    plan = plot_sample_images(images, report, SampleImagesParams(max_classes=5, per_class=2))
+    figure = plan.draw()
     assert figure.get_suptitle().endswith("(12 image files, 1 rejected)")
     titles = [axis.get_title() for axis in figure.axes]
     assert titles == sorted(r.label for r in images.select("label").distinct().collect())[:5]
@@ -82,3 +83,50 @@ def test_sample_grid_draws_an_undecodable_file_as_a_grey_tile():
     kiwi_panel = figure.axes[0].get_images()[0].get_array()
     assert kiwi_panel.shape[:2] == (100, 200)
     assert (kiwi_panel[:, 100:] == 200).all() and not (kiwi_panel[:, :100] == 200).all()
+
+
+def test_a_figure_is_drawn_again_only_when_its_sources_change(tmp_path):
+    """A re-run with the same inputs keeps the saved PNG: no drawing, no query behind it."""
+    from fruits.datasets import FigureDataset  # noqa: PLC0415
+    from fruits.figures import FigurePlan  # noqa: PLC0415
+
+    scree = {
+        "k": 2, "k_source": "variance_target", "variance_target": 0.9, "variance_at_k": 0.95,
+        "n_images": 10, "n_features": 3, "explained_variance_ratio": [0.7, 0.25, 0.05],
+        "cumulative_explained_variance": [0.7, 0.95, 1.0],
+    }  # fmt: skip
+    drawn = []
+
+    def plan(sources):
+        def draw():
+            drawn.append(sources)
+            return figures.scree_plot(scree)
+
+        return FigurePlan(sources, draw)
+
+    path = tmp_path / "08_reporting" / "scree_plot.png"
+    dataset = FigureDataset(filepath=str(path), save_args={"dpi": 50})
+    assert dataset.saved_sources() is None
+    dataset.save(plan("run 1"))
+    first = path.read_bytes()
+    assert drawn == ["run 1"] and dataset.saved_sources() == "run 1"
+    # A new dataset object, as in the next run's catalog.
+    FigureDataset(filepath=str(path), save_args={"dpi": 50}).save(plan("run 1"))
+    assert drawn == ["run 1"] and path.read_bytes() == first
+    FigureDataset(filepath=str(path), save_args={"dpi": 50}).save(plan("run 2"))
+    assert drawn == ["run 1", "run 2"] and dataset.saved_sources() == "run 2"
+    with Image.open(path) as png:
+        assert png.format == "PNG" and png.text["fruits-sources"] == "run 2"
+    assert dataset.preview()  # kedro-viz's preview, inherited
+    # A figure given as it is is saved as MatplotlibDataset saves it: no record of sources.
+    dataset.save(figures.scree_plot(scree))
+    assert dataset.saved_sources() is None
+
+
+def test_figure_sources_follow_the_inputs():
+    from fruits.figures import sources_of  # noqa: PLC0415
+
+    report = {"k": 3, "variance_at_k": 0.95}
+    assert sources_of("scree_plot", report) == sources_of("scree_plot", dict(report))
+    assert sources_of("scree_plot", report) != sources_of("scree_plot", {**report, "k": 4})
+    assert sources_of("scree_plot", report) != sources_of("confusion_matrix", report)

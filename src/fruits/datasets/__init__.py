@@ -3,6 +3,7 @@
 from fruits.datasets.backbone_weights import BackboneWeightsDataset
 from fruits.datasets.delta_table import DeltaMergeDataset
 from fruits.datasets.delta_versions import DeltaVersionsDataset
+from fruits.datasets.figure import FigureDataset
 from fruits.datasets.image_files import ImageFilesDataset
 from fruits.datasets.portable_backbone import PortableBackboneDataset
 from fruits.datasets.previous_output import PreviousOutputDataset
@@ -13,6 +14,7 @@ __all__ = [
     "BackboneWeightsDataset",
     "DeltaMergeDataset",
     "DeltaVersionsDataset",
+    "FigureDataset",
     "ImageFilesDataset",
     "PortableBackboneDataset",
     "PreviousOutputDataset",

@@ -28,6 +28,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "fruit_classifier",
                     "classifier_training",
                     "params:classification",
+                    "previous_classification_metrics",
                 ],
                 outputs="classification_metrics",
                 name="evaluate_classifier",

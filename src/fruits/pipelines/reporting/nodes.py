@@ -1,4 +1,8 @@
-"""Nodes of the reporting pipeline: a bounded selection made in Spark, then a figure drawn."""
+"""Nodes of the reporting pipeline: a bounded selection made in Spark, then a figure drawn.
+
+Each node returns a ``FigurePlan``: the figure is drawn (its selection queried) only if the
+saved one was drawn from other inputs (``fruits.datasets.FigureDataset``).
+"""
 
 from __future__ import annotations
 
@@ -8,34 +12,53 @@ from matplotlib.figure import Figure
 from pyspark.sql import DataFrame
 
 from fruits import figures
+from fruits.figures import FigurePlan, sources_of
 from fruits.params import PcaScatterParams, SampleImagesParams
+from fruits.spark.delta import table_digest
 from fruits.spark.sampling import first_images_per_label, first_two_components
 
 
 def plot_sample_images(
     images: DataFrame, featurization_report: dict[str, Any], params: SampleImagesParams
-) -> Figure:
+) -> FigurePlan:
     """The first ``per_class`` images of each of the first ``max_classes`` labels, with the
     run's file and rejection counts (drawn once featurization is done: never beside the CNN)."""
-    samples = first_images_per_label(images, params.max_classes, params.per_class)
     counts = (
         f"{featurization_report['image_files']} image files, "
         f"{featurization_report['rejected']} rejected"
     )
-    return figures.sample_grid(samples, params.per_class, counts)
+
+    def draw() -> Figure:
+        samples = first_images_per_label(images, params.max_classes, params.per_class)
+        return figures.sample_grid(samples, params.per_class, counts)
+
+    sources = sources_of("sample_images", table_digest(images), counts, params.model_dump())
+    return FigurePlan(sources, draw)
 
 
-def plot_pca_scatter(pca_features: DataFrame, params: PcaScatterParams) -> Figure:
+def plot_pca_scatter(pca_features: DataFrame, params: PcaScatterParams) -> FigurePlan:
     """About ``max_points`` images drawn at random, on the first two principal components."""
-    sample, total = first_two_components(pca_features, params.max_points, params.seed)
-    return figures.pca_scatter(sample, total)
+
+    def draw() -> Figure:
+        return figures.pca_scatter(
+            *first_two_components(pca_features, params.max_points, params.seed)
+        )
+
+    sources = sources_of("pca_scatter", table_digest(pca_features), params.model_dump())
+    return FigurePlan(sources, draw)
 
 
-def plot_explained_variance(explained_variance: dict[str, Any]) -> Figure:
+def plot_explained_variance(explained_variance: dict[str, Any]) -> FigurePlan:
     """Scree plot: per-component and cumulative explained variance, with k marked."""
-    return figures.scree_plot(explained_variance)
+    return FigurePlan(
+        sources_of("scree_plot", explained_variance),
+        lambda: figures.scree_plot(explained_variance),
+    )
 
 
-def plot_confusion_matrix(classification_metrics: dict[str, Any]) -> Figure:
+def plot_confusion_matrix(classification_metrics: dict[str, Any]) -> FigurePlan:
     """Row-normalized confusion matrix of the test split, errors boxed."""
-    return figures.confusion_matrix(classification_metrics)
+    return FigurePlan(
+        sources_of("confusion_matrix", classification_metrics),
+        lambda: figures.confusion_matrix(classification_metrics),
+    )
