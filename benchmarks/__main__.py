@@ -176,6 +176,8 @@ def incremental(args: Any, output: Path, workdir: Path) -> None:
     results["incremental"] = incremental_rows(sets, args.weights, workdir)
     results["incremental"]["command"] = "make benchmark ARGS=--incremental"
     results["incremental"]["date"] = time.strftime("%Y-%m-%d")
+    # Its own machine: the rest of the file may come from another run on another machine.
+    results["incremental"]["machine"] = machine()
     write(results, output)
 
 

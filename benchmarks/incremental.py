@@ -81,6 +81,7 @@ def incremental_markdown(incremental: dict[str, Any]) -> list[str]:
         "a run with **nothing new**, and a **full** run of the whole set on a fresh data root. "
         "Each a new `kedro run` process (cold). Targets: nothing new <= 0.25 x full, 10% new "
         "<= 0.40 x full, nothing new at ~20,000 images <= 1.3 x at 4,750.",
+        *_measured_on(incremental),
         "",
         "| images | full, s | 10% new, s (ratio) | nothing new, s (ratio) | raw bytes read: "
         "full / 10% new / nothing new | CNN on, 10% new / nothing new | backbone exported "
@@ -105,3 +106,16 @@ def incremental_markdown(incremental: dict[str, Any]) -> list[str]:
             f"{incremental['sets'][0]['n_images']:,}: **{incremental['nothing_new_growth']:.2f}**.",
         ]
     return lines
+
+
+def _measured_on(incremental: dict[str, Any]) -> list[str]:
+    """Where and when these rows were measured, if apart from the rest (``--incremental``)."""
+    m = incremental.get("machine")
+    if not m:
+        return []
+    return [
+        "",
+        f"Measured by `{incremental['command']}` on {incremental['date']}, on {m['cpu']}, "
+        f"{m['cores']} cores, {m['memory_gb']} GB RAM (the other sections may come from "
+        "another run).",
+    ]

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import matplotlib
@@ -23,7 +23,11 @@ from fruits.vision.images import UnreadableImageError, thumbnail
 # Class names are written on the plots up to this many classes; beyond, they would overlap.
 _MAX_NAMED_CLASSES = 40
 # What draws the figures: a new version of this module or of matplotlib draws every one again.
-_DRAWING = hashlib.sha256(Path(__file__).read_bytes() + matplotlib.__version__.encode()).hexdigest()
+# Read through the package's loader: on a cluster the project may run from a zip or a wheel.
+_DRAWING = hashlib.sha256(
+    (pkgutil.get_data(__package__ or "fruits", "figures.py") or b"")
+    + matplotlib.__version__.encode()
+).hexdigest()
 
 
 @dataclass(frozen=True)

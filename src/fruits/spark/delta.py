@@ -48,13 +48,14 @@ class TableChanges:
 
     Args:
         rows: Builds the changes (``upserts`` and ``deletes`` rows, keyed as the table).
-            Called at most once, when the table is saved.
+            Called at most once, when the table is saved. None: known to be no change
+            (nothing is queried, no commit is made).
         sources: The identity of what the table is derived from (table digests, model
             fingerprints). Equal to those of the table's last commit: nothing to do. Empty:
             always compute (a table that follows the raw folder itself).
     """
 
-    rows: Callable[[], DataFrame]
+    rows: Callable[[], DataFrame] | None
     sources: dict[str, Any] = field(default_factory=dict)
 
 
@@ -107,13 +108,16 @@ def apply_changes(spark: SparkSession, path: str, changes: TableChanges, key: li
     """Write ``changes`` to the table at ``path`` in one commit (created if absent):
     appended when they only insert keys the table lacks, else merged.
 
-    Nothing is computed when the table's last commit was derived from the same sources.
+    Nothing is computed when the changes are known to be none (``rows`` None), or when the
+    table's last commit was derived from the same sources.
     A run that finds no change but new sources (a duplicate file added: the image table
     changed, the store did not) records them in an empty commit, so the next run skips.
 
     Returns:
         Whether a commit with rows was made.
     """
+    if changes.rows is None:
+        return False
     exists = is_table(spark, path)
     if exists and changes.sources and _last_sources(spark, path) == changes.sources:
         logger.info("Delta table %s: its sources are unchanged, nothing to do.", path)

@@ -61,7 +61,7 @@ def changes(
         if not differing:
             logger.info("Image table: no file new, changed or removed; nothing read.")
             empty = {"files_read": 0, "files_removed": 0, "raw_bytes_read": 0}
-            return delta.TableChanges(rows=lambda: _no_changes(previous_images)), empty
+            return delta.TableChanges(rows=None), empty
         spark = previous_images.sparkSession
         read = raw_files.read([path for path, gone in differing if not gone])
         removed = spark.createDataFrame(
@@ -86,10 +86,6 @@ def changes(
         summary["files_read"], summary["raw_bytes_read"], summary["files_removed"],
     )  # fmt: skip
     return delta.TableChanges(rows=lambda: rows), summary
-
-
-def _no_changes(images: DataFrame) -> DataFrame:
-    return delta.upserts(images).limit(0)
 
 
 def describe(files: DataFrame, params: IngestionParams) -> DataFrame:
