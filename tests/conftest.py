@@ -42,6 +42,11 @@ DELTA_JARS = sorted((REPO / ".jars" / "delta").glob("*.jar"))
 # installed module (TensorFlow's thousands) is ~40 s of CPU per venv on these two cores, and
 # the runs after it compile on import only what they use. The scripts themselves are unchanged.
 PIP_WITHOUT_BYTECODE = {"PIP_NO_COMPILE": "1"}
+# The tests start Python processes by the hundred (kedro runs, Spark Python workers, YARN
+# containers, those bootstrap venvs): each keeps the bytecode it compiles, as on a real node.
+# A machine or CI runner that sets PYTHONDONTWRITEBYTECODE would have every one compile its
+# imports from source again, ~3 s per process here (a clean clone's `make test`: 48 minutes).
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 # The longest test files, longest first (seconds in a clean clone's `make test`): pytest-xdist
 # hands whole files to its two workers in collection order (`--dist loadfile
