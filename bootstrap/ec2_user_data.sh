@@ -45,7 +45,8 @@ finish() {
   trap - EXIT
   if [[ $code -eq 0 ]]; then status succeeded 0; else status failed "$code"; fi
   log "run ended with exit code $code"
-  [[ -n "${UPLOADER:-}" ]] && kill "$UPLOADER" 2>/dev/null
+  # The uploader's pending `sleep` first, then the uploader.
+  [[ -n "${UPLOADER:-}" ]] && { pkill -P "$UPLOADER" sleep; kill "$UPLOADER"; } 2>/dev/null || true
   # Every line in the log before it is uploaded: tee ends once nothing writes to it.
   exec 1>&3 2>&4
   wait "$TEE" 2>/dev/null || true
@@ -64,8 +65,9 @@ if [[ "$FRUITS_KEEP_ALIVE" != 1 ]]; then
   shutdown -h "+$((FRUITS_TIMEOUT_MINUTES + 10))" "fruits-ec2 safety timeout"
 fi
 # The log on S3 every minute, for `fruits-ec2 logs` while the run goes (its output not into
-# the log: it would keep tee's pipe open at the end).
-(while sleep 60; do s3_put "$LOG" "$FRUITS_RUN_URI/run.log" || true; done) >/dev/null 2>&1 &
+# the log: it would keep tee's pipe open at the end; nor the console's copies, fds 3 and 4:
+# its last `sleep` outlives it and would hold the console open for up to a minute).
+(while sleep 60; do s3_put "$LOG" "$FRUITS_RUN_URI/run.log" || true; done) >/dev/null 2>&1 3>&- 4>&- &
 UPLOADER=$!
 
 status installing

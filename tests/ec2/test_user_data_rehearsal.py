@@ -111,6 +111,19 @@ def run_user_data(
     return result, time.perf_counter() - started
 
 
+def processes_left_by(host: Path) -> list[str]:
+    """Command lines of the processes still running with this host's FRUITS_HOME."""
+    marker = f"FRUITS_HOME={host / 'fruits'}".encode()
+    left = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and marker in (proc / "environ").read_bytes().split(b"\0"):
+                left.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return left
+
+
 @pytest.fixture(scope="module")
 def instance_run(spec, host, bucket):
     result, seconds = run_user_data(spec, host, bucket)
@@ -138,6 +151,8 @@ def test_the_user_data_installs_runs_and_shuts_down(instance_run, spec, host):
     log = s3_text(f"{spec.run_key}/run.log")
     assert "kedro run --env ec2" in log and "run ended with exit code 0" in log
     assert "Run summary: 48 image files" in log  # the run's own last line (fruits.hooks)
+    # Nothing outlives the script (the log uploader's `sleep` held the console open).
+    assert processes_left_by(host) == []
 
 
 def test_outputs_on_s3_equal_a_local_run(instance_run, rehearsal_local_run, rehearsal_images):
