@@ -37,6 +37,12 @@ S3A_JARS = [
 ]
 # Delta Lake's jars, fetched by `make setup` (conf/local adds them itself; a cluster has its own).
 DELTA_JARS = sorted((REPO / ".jars" / "delta").glob("*.jar"))
+# The JVMs of the cloud rehearsals (EMR's driver, the YARN containers, the EC2 and Azure
+# drivers) compile with HotSpot's quick compiler only, as conf/local does: here two cores host
+# the whole cluster, and the optimizing compiler (C2) of three JVMs took more CPU than the
+# work (a 48-image run with EMR's settings: 129 CPU seconds, 81 with C1 only). A JIT tier
+# changes no result; the environments' own settings are otherwise rehearsed as they are.
+REHEARSAL_JVM_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m"
 # Added to the environment of the rehearsed bootstrap scripts (EMR's bootstrap action, the EC2
 # user data), which build a venv from the lock with pip: pip's byte-compilation of every
 # installed module (TensorFlow's thousands) is ~40 s of CPU per venv on these two cores, and

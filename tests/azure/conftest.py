@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DELTA_JARS, REPO
+from tests.conftest import DELTA_JARS, REHEARSAL_JVM_OPTIONS, REPO
 
 AZURITE = REPO / "tools" / "azurite" / "node_modules" / ".bin" / "azurite-blob"
 AZURE_JARS = REPO / ".jars" / "azure"
@@ -66,7 +66,7 @@ class Azurite:
         (folder / "spark-defaults.conf").write_text(
             f"spark.jars {jars}\n"
             "spark.driver.extraJavaOptions "
-            f"-Dhttp.proxyHost=127.0.0.1 -Dhttp.proxyPort={self.port}\n"
+            f"-Dhttp.proxyHost=127.0.0.1 -Dhttp.proxyPort={self.port} {REHEARSAL_JVM_OPTIONS}\n"
             "spark.hadoop.fs.abfss.impl org.apache.hadoop.fs.azure.NativeAzureFileSystem\n"
             f"spark.hadoop.fs.azure.account.key.{self.host} {ACCOUNT_KEY}\n"
         )

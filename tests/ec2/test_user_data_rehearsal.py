@@ -28,6 +28,7 @@ from fruits.apps import artifacts, ec2
 from tests.conftest import (
     PIP_WITHOUT_BYTECODE,
     REHEARSAL_IMAGES,
+    REHEARSAL_JVM_OPTIONS,
     REPO,
     WEIGHTS_FILE,
     copy_project,
@@ -84,6 +85,7 @@ def host(bucket, tmp_path_factory) -> Path:
         f"spark.hadoop.fs.s3a.endpoint {bucket.endpoint}\n"
         "spark.hadoop.fs.s3a.path.style.access true\n"
         "spark.hadoop.fs.s3a.connection.ssl.enabled false\n"
+        f"spark.driver.extraJavaOptions {REHEARSAL_JVM_OPTIONS}\n"
     )
     return root
 

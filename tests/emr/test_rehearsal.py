@@ -19,6 +19,7 @@ import s3fs
 from tests.conftest import (
     DELTA_JARS,
     REHEARSAL_IMAGES,
+    REHEARSAL_JVM_OPTIONS,
     REPO,
     S3A_JARS,
     WEIGHTS_FILE,
@@ -79,6 +80,7 @@ def submit(s3_server, packaged_project: Path, workdir: Path) -> subprocess.Compl
         "--conf", "spark.hadoop.fs.s3a.path.style.access=true",
         # The event log folder `fruits-emr` creates under the bucket and prefix it is given.
         "--conf", f"spark.eventLog.dir=s3a://{BUCKET}/{PREFIX}/logs/spark-events",
+        "--driver-java-options", REHEARSAL_JVM_OPTIONS,
         str(REPO / "bootstrap" / "emr_step.py"),
         "--env", "emr",
         "--conf-source", str(packaged_project / "conf-fruits.tar.gz"),

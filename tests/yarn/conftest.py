@@ -29,6 +29,7 @@ from fruits.vision.embedder import EMBEDDER_BUILT
 from tests.conftest import (
     DELTA_JARS,
     PIP_WITHOUT_BYTECODE,
+    REHEARSAL_JVM_OPTIONS,
     S3A_JARS,
     WEIGHTS_FILE,
     S3Server,
@@ -213,6 +214,9 @@ def rehearsal_settings(bucket: S3Server, python: Path, staging: Path) -> dict[st
         "spark.executor.memory": "1g",
         "spark.driver.memory": "1g",
         "spark.yarn.maxAppAttempts": "1",
+        # Three JVMs on two cores: the quick compiler only (tests/conftest.py).
+        "spark.driver.extraJavaOptions": REHEARSAL_JVM_OPTIONS,
+        "spark.executor.extraJavaOptions": REHEARSAL_JVM_OPTIONS,
     }
 
 
