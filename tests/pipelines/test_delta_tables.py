@@ -231,6 +231,30 @@ def test_new_keys_are_appended_and_known_ones_merged(spark, tmp_path):
     assert table.values.tolist() == [["b", 20], ["c", 3], ["d", 4], ["e", 5]]
 
 
+def test_counted_changes_are_applied_without_counting_them_again(spark, tmp_path, monkeypatch):
+    path = str(tmp_path / "table")
+    rows = spark.createDataFrame([("a", 1), ("b", 2)], "key string, value int")
+    assert delta.apply_changes(
+        spark, path, delta.TableChanges(rows=lambda: delta.upserts(rows)), ["key"]
+    )
+
+    def no_query(*args):
+        raise AssertionError("the changes' keys were looked up in the table")
+
+    monkeypatch.setattr(delta, "_kinds_and_held", no_query)
+    new = delta.upserts(spark.createDataFrame([("c", 3)], "key string, value int"))
+    appended = delta.CountedChanges(new, {delta.UPSERT: 0})
+    assert delta.apply_changes(spark, path, delta.TableChanges(rows=lambda: appended), ["key"])
+    replaced = delta.upserts(spark.createDataFrame([("a", 10)], "key string, value int"))
+    gone = delta.deletes(spark.createDataFrame([("b",)], "key string"), replaced)
+    merged = delta.CountedChanges(replaced.unionByName(gone), {delta.UPSERT: 1, delta.DELETE: 1})
+    assert delta.apply_changes(spark, path, delta.TableChanges(rows=lambda: merged), ["key"])
+    history = DeltaTable.forPath(spark, path).history().orderBy("version").collect()
+    assert [row["operation"] for row in history] == ["WRITE", "WRITE", "MERGE"]
+    table = spark.read.format("delta").load(path).toPandas().sort_values("key")
+    assert table.values.tolist() == [["a", 10], ["c", 3]]
+
+
 def test_unchanged_sources_compute_nothing(spark, tmp_path):
     path = str(tmp_path / "table")
     rows = spark.createDataFrame([("a", 1)], "key string, value int")

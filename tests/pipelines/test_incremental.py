@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 from fsspec.implementations.local import LocalFileSystem
 
+from fruits.spark import delta
 from tests import bad_images
 from tests.conftest import FRUITS_360, REPO, WEIGHTS_PARAMS, copy_real_images, run_project
 from tests.helpers import delta_files, local_path, read_delta
@@ -99,6 +100,23 @@ def test_bad_files_are_quarantined_and_the_rest_featurized(tmp_path):
     assert len(table(data, PCA_FEATURES)) == len(features)
 
 
+def run_watched(raw: Path, data: Path, monkeypatch) -> tuple[dict, list[int], list[str]]:
+    """``run``, noting the CNN's input sizes and the tables whose changes' keys were looked up."""
+    from fruits.spark import feature_store  # noqa: PLC0415
+
+    calls, looked_up = [], []
+    real, lookup = feature_store.featurize_images, delta._kinds_and_held
+    with monkeypatch.context() as patch:
+        # Counted when called: a Delta read is resolved when it runs, and after the run
+        # the store holds these contents.
+        spy = lambda *a, **k: calls.append(a[0].count()) or real(*a, **k)  # noqa: E731
+        patch.setattr(feature_store, "featurize_images", spy)
+        patch.setattr(
+            delta, "_kinds_and_held", lambda *a: looked_up.append(Path(a[1]).name) or lookup(*a)
+        )
+        return run(raw, data), calls, looked_up
+
+
 def test_runs_only_pay_for_new_contents(tmp_path, monkeypatch):
     raw, data = tmp_path / "raw", tmp_path / "data"
     images = copy_real_images(raw, CLASSES, {"Training": 5})
@@ -135,15 +153,11 @@ def test_runs_only_pay_for_new_contents(tmp_path, monkeypatch):
     new = copy_real_images(raw, ["Pear"], {"Training": 2})
     duplicate = raw / "Training" / "Kiwi" / "same bytes, other name.jpg"
     shutil.copy2(images[0], duplicate)
-    calls = []
-    with monkeypatch.context() as patch:
-        real = feature_store.featurize_images
-        # Counted when called: a Delta read is resolved when it runs, and after the run
-        # the store holds these contents.
-        spy = lambda *a, **k: calls.append(a[0].count()) or real(*a, **k)  # noqa: E731
-        patch.setattr(feature_store, "featurize_images", spy)
-        added = run(raw, data)
+    added, calls, looked_up = run_watched(raw, data, monkeypatch)
     assert calls == [2]  # inference on exactly the 2 new contents
+    # The image table and the store knew their changes' keys: no query looked them up.
+    assert "images" not in looked_up and "image_feature_store" not in looked_up
+    assert "image_features" in looked_up
     assert (added["contents_new"], added["contents_reused"], added["image_files"]) == (2, 20, 23)
     # Only the 3 new files were read.
     assert added["files_read"] == 3

@@ -6,7 +6,9 @@ marked ``upsert`` (insert or replace the row) or ``delete``, and ``apply_changes
 them in one commit; no change, no commit. Changes that only insert new keys, the common
 case of new photos, are appended: on two cores a ``MERGE`` costs 4 to 7 s of fixed work
 per table (source materialisation, touched-file search, rewrite) against about 1.5 s for an
-append, and a check of the keys (a join on the key columns only) tells them apart.
+append, and a check of the keys (a join on the key columns only) tells them apart, unless
+the changes' maker counted them already (``CountedChanges``: the image table from its
+listing's join, the feature store from its own counts).
 
 Each commit records, in Delta's ``userMetadata``, the run that made it and the identity
 of the inputs the table was derived from (``sources``: digests of the input tables'
@@ -43,19 +45,30 @@ _HELD = "_held"
 
 
 @dataclass(frozen=True)
+class CountedChanges:
+    """Changes whose maker counted them already: ``held`` gives, for each kind of change
+    present in ``rows``, how many of its keys the table holds (``{"upsert": 0}``: new keys
+    only, appended). Saves the query that would count them."""
+
+    rows: DataFrame
+    held: dict[str, int]
+
+
+@dataclass(frozen=True)
 class TableChanges:
     """What a run changes in a table, computed only when the table's sources changed.
 
     Args:
-        rows: Builds the changes (``upserts`` and ``deletes`` rows, keyed as the table).
-            Called at most once, when the table is saved. None: known to be no change
-            (nothing is queried, no commit is made).
+        rows: Builds the changes (``upserts`` and ``deletes`` rows, keyed as the table),
+            or ``CountedChanges`` when its maker knows their kinds. Called at most once,
+            when the table is saved. None: known to be no change (nothing is queried, no
+            commit is made).
         sources: The identity of what the table is derived from (table digests, model
             fingerprints). Equal to those of the table's last commit: nothing to do. Empty:
             always compute (a table that follows the raw folder itself).
     """
 
-    rows: Callable[[], DataFrame] | None
+    rows: Callable[[], DataFrame | CountedChanges] | None
     sources: dict[str, Any] = field(default_factory=dict)
 
 
@@ -122,7 +135,9 @@ def apply_changes(spark: SparkSession, path: str, changes: TableChanges, key: li
     if exists and changes.sources and _last_sources(spark, path) == changes.sources:
         logger.info("Delta table %s: its sources are unchanged, nothing to do.", path)
         return False
-    rows = changes.rows().persist(StorageLevel.MEMORY_AND_DISK)
+    built = changes.rows()
+    counted = built if isinstance(built, CountedChanges) else None
+    rows = (counted.rows if counted else built).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         columns = [name for name in rows.columns if name != CHANGE]
         with extra_commit_metadata(spark, {"sources": changes.sources}):
@@ -131,7 +146,7 @@ def apply_changes(spark: SparkSession, path: str, changes: TableChanges, key: li
                 upserted = rows.where(F.col(CHANGE) == UPSERT).select(*columns)
                 upserted.write.format("delta").mode("overwrite").save(path)
                 return True
-            kinds = _kinds_and_held(spark, path, rows, key)
+            kinds = counted.held if counted else _kinds_and_held(spark, path, rows, key)
             if not kinds:
                 if changes.sources:  # a commit without rows, to record them
                     spark.sql(

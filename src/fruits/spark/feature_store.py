@@ -53,7 +53,7 @@ def update(
     """
     sources = {"images": delta.table_digest(images), "backbone": backbone.fingerprint}
 
-    def rows() -> DataFrame:
+    def rows() -> DataFrame | delta.CountedChanges:
         contents = images.select("content_hash", "content")
         if previous_image_feature_store is None:  # a first run: nothing to join or to count
             files = images.count()  # bounds the distinct contents; from Delta's statistics
@@ -76,7 +76,15 @@ def update(
         gone = previous_image_feature_store.select("content_hash").join(
             images.select("content_hash"), "content_hash", "left_anti"
         )
-        return featurized.unionByName(delta.deletes(gone, featurized))
+        changes = featurized.unionByName(delta.deletes(gone, featurized))
+        if kept["invalidated"]:  # new contents may be stored under another backbone
+            return changes
+        # Every stored row is under this backbone: new contents are new keys, and the
+        # contents gone are the stored ones removed. Counted already: no query.
+        held = {delta.UPSERT: 0} if new else {}
+        if kept["removed"]:
+            held[delta.DELETE] = kept["removed"]
+        return delta.CountedChanges(changes, held)
 
     return delta.TableChanges(rows=rows, sources=sources)
 

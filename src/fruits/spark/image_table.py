@@ -39,7 +39,7 @@ def changes(
     """
     if previous_images is None:
         logger.info("Image table: first run, every file under the raw folder is read.")
-        read, removed = raw_files.read_all(), None
+        read, removed, table_held = raw_files.read_all(), None, None
     else:
         # One pass over the listing and the table's file states (no content): the paths
         # whose state differs, as many as the changes, come to the driver.
@@ -51,11 +51,12 @@ def changes(
         same = F.col("size").eqNullSafe(F.col("was_size")) & F.col("modification_time").eqNullSafe(
             F.col("was_time")
         )
+        held = F.col("was_size").isNotNull()
         differing = (
             raw_files.listing()
             .join(was, "path", "full_outer")
             .where(~same)
-            .select("path", F.col("was_size").isNotNull() & F.col("size").isNull())
+            .select("path", held.alias("held"), (held & F.col("size").isNull()).alias("gone"))
             .collect()
         )
         if not differing:
@@ -63,10 +64,16 @@ def changes(
             empty = {"files_read": 0, "files_removed": 0, "raw_bytes_read": 0}
             return delta.TableChanges(rows=None), empty
         spark = previous_images.sparkSession
-        read = raw_files.read([path for path, gone in differing if not gone])
+        read = raw_files.read([path for path, _, gone in differing if not gone])
         removed = spark.createDataFrame(
-            [(path,) for path, gone in differing if gone], "path string"
+            [(path,) for path, _, gone in differing if gone], "path string"
         )
+        # How many of the changed keys the table holds, known from this join: no query.
+        upserts_held = [held for _, held, gone in differing if not gone]
+        deletes = sum(gone for _, _, gone in differing)
+        table_held = {delta.UPSERT: sum(upserts_held)} if upserts_held else {}
+        if deletes:
+            table_held[delta.DELETE] = deletes
     rows = delta.upserts(describe(read, params))
     if removed is not None:
         rows = rows.unionByName(delta.deletes(removed, rows))
@@ -85,7 +92,8 @@ def changes(
         "Image table: %d file(s) new or changed (%d bytes read), %d removed.",
         summary["files_read"], summary["raw_bytes_read"], summary["files_removed"],
     )  # fmt: skip
-    return delta.TableChanges(rows=lambda: rows), summary
+    counted_rows = rows if table_held is None else delta.CountedChanges(rows, table_held)
+    return delta.TableChanges(rows=lambda: counted_rows), summary
 
 
 def describe(files: DataFrame, params: IngestionParams) -> DataFrame:
