@@ -51,12 +51,12 @@ def changes(
         same = F.col("size").eqNullSafe(F.col("was_size")) & F.col("modification_time").eqNullSafe(
             F.col("was_time")
         )
-        held = F.col("was_size").isNotNull()
+        in_table = F.col("was_size").isNotNull()
         differing = (
             raw_files.listing()
             .join(was, "path", "full_outer")
             .where(~same)
-            .select("path", held.alias("held"), (held & F.col("size").isNull()).alias("gone"))
+            .select("path", in_table, (in_table & F.col("size").isNull()).alias("gone"))
             .collect()
         )
         if not differing:
@@ -69,9 +69,9 @@ def changes(
             [(path,) for path, _, gone in differing if gone], "path string"
         )
         # How many of the changed keys the table holds, known from this join: no query.
-        upserts_held = [held for _, held, gone in differing if not gone]
+        upserts_in_table = [was for _, was, gone in differing if not gone]
         deletes = sum(gone for _, _, gone in differing)
-        table_held = {delta.UPSERT: sum(upserts_held)} if upserts_held else {}
+        table_held = {delta.UPSERT: sum(upserts_in_table)} if upserts_in_table else {}
         if deletes:
             table_held[delta.DELETE] = deletes
     rows = delta.upserts(describe(read, params))
