@@ -7,7 +7,6 @@ recursive lookup) and Spark's rule for hidden files, so every row reads the same
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import re
 import shutil
@@ -18,27 +17,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-
-def expand_braces(pattern: str) -> list[str]:
-    """A Hadoop glob's ``{a,b}`` alternatives as separate ``fnmatch`` patterns."""
-    match = re.search(r"\{([^{}]*)\}", pattern)  # innermost first: nesting works too
-    if match is None:
-        return [pattern]
-    head, tail = pattern[: match.start()], pattern[match.end() :]
-    return [
-        expanded
-        for alternative in match.group(1).split(",")
-        for expanded in expand_braces(head + alternative + tail)
-    ]
-
-
-def spark_hidden(name: str) -> bool:
-    """Names Spark's file listing skips (InMemoryFileIndex.shouldFilterOutPathName)."""
-    return (
-        (name.startswith("_") and "=" not in name)
-        or name.startswith(".")
-        or name.endswith("._COPYING_")
-    )
+from fruits.datasets.file_listing import glob_regex, spark_hidden
 
 
 @dataclass(frozen=True)
@@ -58,14 +37,14 @@ class ImageFilter:
         return cls(load_args)
 
     @cached_property
-    def _patterns(self) -> list[str]:
-        return expand_braces(self.load_args.get("pathGlobFilter", "*"))
+    def _name_pattern(self) -> re.Pattern[str]:
+        return glob_regex(self.load_args.get("pathGlobFilter", "*"))
 
     def matches(self, path: Path, root: Path) -> bool:
         """Whether Spark, listing ``root`` with these options, reads ``path``."""
         if any(spark_hidden(part) for part in path.relative_to(root).parts):
             return False
-        return any(fnmatch.fnmatchcase(path.name, pattern) for pattern in self._patterns)
+        return self._name_pattern.fullmatch(path.name) is not None
 
 
 @dataclass(frozen=True)

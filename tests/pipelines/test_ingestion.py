@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from fruits.datasets import ImageFilesDataset
+from fruits.datasets.file_listing import list_files
 from fruits.errors import FruitsInputError
 from fruits.params import IngestionParams
 from fruits.spark.image_table import describe
@@ -134,6 +135,38 @@ def test_every_file_once_whatever_its_name_empty_ones_included(spark, tmp_path):
             assert row.content == (tmp_path / folder / name).read_bytes()
 
 
+def test_the_listing_is_sparks_own_files_sizes_and_times(spark, tmp_path):
+    """The driver's listing (no request per file) names exactly the files Spark's source
+    reads, with the same Hadoop paths, sizes and modification times: what a re-run compares
+    with the image table."""
+    source = sorted(APPLE.iterdir())[0]
+    files = [
+        "Training/Kiwi/a b.jpg", "Training/Pêche + plate/x%20y.JPG", "Test/A%B c/100%.png",
+        "Training/Kiwi/empty.jpg", "Training/_x=1/kept.jpg", "Training/.git/hidden.jpg",
+        "Training/_tmp/hidden.jpg", "Training/Kiwi/_hidden.jpg", "Training/Kiwi/.hidden.jpg",
+        "Training/Kiwi/notes.txt", "deep/er/than/usual/Kiwi/z.jpeg",
+    ]  # fmt: skip
+    for index, relative in enumerate(files):
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        data = b"" if "empty" in relative else source.read_bytes()[: 1000 + index]
+        (tmp_path / relative).write_bytes(data)
+    (tmp_path / "Test" / "Linked").symlink_to(tmp_path / "Training" / "Kiwi")  # a folder link
+    (tmp_path / "Test" / "A%B c" / "link.jpg").symlink_to(tmp_path / "Training/Kiwi/a b.jpg")
+    listing = list_files(str(tmp_path), IMAGE_LOAD_ARGS["pathGlobFilter"])
+    scan = spark.read.format("binaryFile").options(**IMAGE_LOAD_ARGS).load(str(tmp_path))
+    sparks = {
+        row.path: (row.length, round(row.modificationTime.timestamp() * 1000))
+        for row in scan.select("path", "length", "modificationTime").collect()
+    }
+    ours = zip(listing.paths, listing.sizes, listing.modification_ms, strict=True)
+    assert {path: (size, ms) for path, size, ms in ours if size} == sparks
+    # Zero-byte files: skipped by the scan, inputs all the same (rows without bytes).
+    assert listing.empty_paths() == {
+        f"file:{tmp_path}/{folder}/empty.jpg" for folder in ("Training/Kiwi", "Test/Linked")
+    }
+    assert len(listing) == len(sparks) + 2
+
+
 @pytest.fixture()
 def unsplit_tree(tmp_path):
     """Real images in class folders without split folders, next to a class in split folders.
@@ -220,8 +253,14 @@ def test_unreadable_files_stop_the_run_before_spark_reads_them(spark, odd_image_
     """Wiring of the local check (which tests/test_local_files.py runs as another user)."""
     from fruits.datasets import image_files  # noqa: PLC0415
 
-    blocked = odd_image_tree / "Test" / "Kiwi" / "c.jpeg"
-    monkeypatch.setattr(image_files, "unusable_files", lambda root, glob: ([blocked], []))
+    blocked = str(odd_image_tree / "Test" / "Kiwi" / "c.jpeg")
+
+    def listing_with_a_blocked_file(*args):
+        listing = list_files(*args)
+        listing.unreadable.append(blocked)
+        return listing
+
+    monkeypatch.setattr(image_files, "list_files", listing_with_a_blocked_file)
     dataset = ImageFilesDataset(filepath=str(odd_image_tree), load_args=IMAGE_LOAD_ARGS)
     with pytest.raises(FruitsInputError, match=r"1 image file\(s\) under .* cannot be read"):
         dataset.verify()

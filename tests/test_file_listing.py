@@ -1,4 +1,5 @@
-"""Local raw folders: unreadable files and dangling links found before Spark reads them."""
+"""The raw folder's listing on the driver: Spark's glob, and, in a local folder, unreadable
+files and dangling links found before Spark reads them."""
 
 import os
 import pickle
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fruits.datasets.local_files import glob_regex, unusable_files
+from fruits.datasets.file_listing import glob_regex, list_files
 from tests.conftest import FRUITS_360, REPO
 
 CATALOG_GLOB = yaml.safe_load((REPO / "conf" / "base" / "catalog.yml").read_text())["raw_images"][
@@ -32,7 +33,17 @@ def test_a_dangling_link_is_found(tmp_path):
     shutil.copy2(KIWI[0], tmp_path / "Kiwi" / "a.jpg")
     (tmp_path / "Kiwi" / "b.jpg").symlink_to(tmp_path / "gone.jpg")
     (tmp_path / "Kiwi" / "c.jpg").symlink_to(tmp_path / "Kiwi" / "a.jpg")  # a good link
-    assert unusable_files(tmp_path, CATALOG_GLOB) == ([], [tmp_path / "Kiwi" / "b.jpg"])
+    listing = list_files(str(tmp_path), CATALOG_GLOB)
+    assert (listing.unreadable, listing.dangling) == ([], [str(tmp_path / "Kiwi" / "b.jpg")])
+    # Listed (an input, without bytes), as the good link is (with its target's bytes).
+    assert dict(zip(listing.paths, listing.sizes, strict=True)) == {
+        f"file:{tmp_path}/Kiwi/{name}": size
+        for name, size in [
+            ("a.jpg", KIWI[0].stat().st_size),
+            ("b.jpg", 0),
+            ("c.jpg", KIWI[0].stat().st_size),
+        ]
+    }
 
 
 @pytest.fixture
@@ -71,5 +82,5 @@ def test_a_file_this_user_cannot_read_is_found(shared_folder):
         (shared_folder / "Kiwi" / name).chmod(0o644)
     (shared_folder / "Kiwi" / "b.jpg").chmod(0o000)
     (shared_folder / "Kiwi" / "notes.txt").chmod(0o000)  # not an image: not Spark's to read
-    unreadable, dangling = as_another_user(unusable_files, shared_folder, CATALOG_GLOB)
-    assert (unreadable, dangling) == ([shared_folder / "Kiwi" / "b.jpg"], [])
+    listing = as_another_user(list_files, str(shared_folder), CATALOG_GLOB)
+    assert (listing.unreadable, listing.dangling) == ([str(shared_folder / "Kiwi" / "b.jpg")], [])
