@@ -17,6 +17,7 @@ from pathlib import Path
 import boto3
 import pytest
 import s3fs
+import yaml
 from moto.server import ThreadedMotoServer
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
@@ -26,6 +27,10 @@ os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
+# The image files the catalog's raw_images entry reads (its Hadoop glob on file names).
+IMAGE_GLOB = yaml.safe_load((REPO / "conf" / "base" / "catalog.yml").read_text())["raw_images"][
+    "load_args"
+]["pathGlobFilter"]
 FRUITS_360 = SHARED / "data" / "fruits-360"
 # The weights dataset checks a file of this name against its known sha256.
 WEIGHTS_FILE = SHARED / "models" / "mobilenet_v2_1.0_224_no_top.reconstructed.h5"

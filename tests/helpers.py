@@ -84,3 +84,24 @@ def read_delta(folder: Path, version: int | None = None):
     from fsspec.implementations.local import LocalFileSystem  # noqa: PLC0415
 
     return read_delta_folder(LocalFileSystem(), str(folder), version)
+
+
+def file_states(images) -> dict[str, tuple[int, int | None]]:
+    """An image table's (pandas) ``path`` -> (size, modification time in ms or None)."""
+    import pandas as pd  # noqa: PLC0415
+
+    return {
+        row.path: (int(row.size), None if pd.isna(row.modification_time)
+                   else pd.Timestamp(row.modification_time).value // 1_000_000)
+        for row in images.itertuples()
+    }  # fmt: skip
+
+
+def listed_states(listing) -> dict[str, tuple[int, int | None]]:
+    """A ``FileListing``'s ``path`` -> (size, modification time in ms or None)."""
+    return {
+        path: (size, modified)
+        for path, size, modified in zip(
+            listing.paths, listing.sizes, listing.modification_ms, strict=True
+        )
+    }

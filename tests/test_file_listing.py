@@ -8,14 +8,10 @@ import tempfile
 from pathlib import Path
 
 import pytest
-import yaml
 
 from fruits.datasets.file_listing import glob_regex, list_files
-from tests.conftest import FRUITS_360, REPO
+from tests.conftest import FRUITS_360, IMAGE_GLOB
 
-CATALOG_GLOB = yaml.safe_load((REPO / "conf" / "base" / "catalog.yml").read_text())["raw_images"][
-    "load_args"
-]["pathGlobFilter"]
 KIWI = sorted((FRUITS_360 / "Training" / "Kiwi").iterdir())
 
 
@@ -25,7 +21,7 @@ KIWI = sorted((FRUITS_360 / "Training" / "Kiwi").iterdir())
      ("f.TIFF", True), ("notes.txt", False), ("a.jpg.txt", False), ("jpg", False)],
 )  # fmt: skip
 def test_the_catalogs_glob_as_spark_reads_it(name, matches):
-    assert bool(glob_regex(CATALOG_GLOB).fullmatch(name)) is matches
+    assert bool(glob_regex(IMAGE_GLOB).fullmatch(name)) is matches
 
 
 def test_a_dangling_link_is_found(tmp_path):
@@ -33,7 +29,7 @@ def test_a_dangling_link_is_found(tmp_path):
     shutil.copy2(KIWI[0], tmp_path / "Kiwi" / "a.jpg")
     (tmp_path / "Kiwi" / "b.jpg").symlink_to(tmp_path / "gone.jpg")
     (tmp_path / "Kiwi" / "c.jpg").symlink_to(tmp_path / "Kiwi" / "a.jpg")  # a good link
-    listing = list_files(str(tmp_path), CATALOG_GLOB)
+    listing = list_files(str(tmp_path), IMAGE_GLOB)
     assert (listing.unreadable, listing.dangling) == ([], [str(tmp_path / "Kiwi" / "b.jpg")])
     # Listed (an input, without bytes), as the good link is (with its target's bytes).
     assert dict(zip(listing.paths, listing.sizes, strict=True)) == {
@@ -82,5 +78,5 @@ def test_a_file_this_user_cannot_read_is_found(shared_folder):
         (shared_folder / "Kiwi" / name).chmod(0o644)
     (shared_folder / "Kiwi" / "b.jpg").chmod(0o000)
     (shared_folder / "Kiwi" / "notes.txt").chmod(0o000)  # not an image: not Spark's to read
-    listing = as_another_user(list_files, str(shared_folder), CATALOG_GLOB)
+    listing = as_another_user(list_files, str(shared_folder), IMAGE_GLOB)
     assert (listing.unreadable, listing.dangling) == ([str(shared_folder / "Kiwi" / "b.jpg")], [])

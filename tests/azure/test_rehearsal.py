@@ -19,9 +19,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fruits.datasets.file_listing import list_files
 from tests.azure.conftest import CONTAINER
-from tests.conftest import REHEARSAL_IMAGES, REPO, WEIGHTS_FILE
-from tests.helpers import by_image, read_delta, read_delta_folder
+from tests.conftest import IMAGE_GLOB, REHEARSAL_IMAGES, REPO, WEIGHTS_FILE
+from tests.helpers import by_image, file_states, listed_states, read_delta, read_delta_folder
 
 pytestmark = pytest.mark.azure
 
@@ -105,3 +106,15 @@ def test_every_pipeline_wrote_to_azure_storage(azure_run, azurite):
         "08_reporting/sample_images.png",
     ]:
         assert f"{CONTAINER}/{PREFIX}/data/{expected}" in written, expected
+
+
+def test_the_listing_a_rerun_compares_equals_the_rows_spark_read(azure_run, azurite):
+    """The driver's listing (adlfs: LIST requests) gives the paths, sizes and times that
+    Spark's reader (Hadoop's Azure connector) wrote into the image table: else a re-run
+    would read every file again."""
+    listing = list_files(
+        f"{azurite.root(PREFIX)}/raw", IMAGE_GLOB, {"connection_string": azurite.connection_string}
+    )
+    table = read_table(azurite.filesystem(), "02_intermediate/images")
+    assert len(listing) == REHEARSAL_IMAGES
+    assert listed_states(listing) == file_states(table)

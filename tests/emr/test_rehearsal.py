@@ -16,8 +16,10 @@ import pandas as pd
 import pytest
 import s3fs
 
+from fruits.datasets.file_listing import list_files
 from tests.conftest import (
     DELTA_JARS,
+    IMAGE_GLOB,
     REHEARSAL_IMAGES,
     REHEARSAL_JVM_OPTIONS,
     REPO,
@@ -25,7 +27,7 @@ from tests.conftest import (
     WEIGHTS_FILE,
     copy_project,
 )
-from tests.helpers import by_image, read_delta, read_delta_folder
+from tests.helpers import by_image, file_states, listed_states, read_delta, read_delta_folder
 
 pytestmark = pytest.mark.emr
 
@@ -177,6 +179,15 @@ def test_a_rerun_on_s3_reads_only_the_new_photo(emr_rerun):
     bucket = s3fs.S3FileSystem()
     bucket.invalidate_cache()
     assert not bucket.exists(f"{BUCKET}/{PREFIX}/data/.fruits-run.lock")
+
+
+def test_the_listing_a_rerun_compares_equals_the_rows_spark_read(emr_rerun):
+    """The driver's listing (s3fs: LIST requests) gives the paths, sizes and times that
+    Spark's reader (S3A: a HEAD request per file) wrote into the image table, in the first
+    run and the re-run."""
+    listing = list_files(f"s3a://{BUCKET}/{PREFIX}/raw", IMAGE_GLOB)
+    assert len(listing) == REHEARSAL_IMAGES + 1
+    assert listed_states(listing) == file_states(read_s3_delta("02_intermediate/images"))
 
 
 def test_fruits_serve_answers_from_the_bucket(emr_run, rehearsal_images, tmp_path):
