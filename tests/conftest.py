@@ -6,11 +6,12 @@ workspace's shared folder (next to the repository).
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import shutil
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -173,20 +174,45 @@ class PipelineRun:
     data_root: Path
 
 
+def built_once(tmp_path_factory, name: str, build: Callable[[Path], object]) -> Path:
+    """A folder ``build`` fills once for the whole test session, however many xdist workers
+    ask for it: the first builds it under a file lock, the others wait, then read it.
+
+    (pytest-xdist's recipe: session fixtures are per worker, and a pipeline run each is
+    a minute of CPU.) Users treat the folder as read-only.
+    """
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    folder = shared / name
+    with (shared / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (shared / f"{name}.built").exists():
+            shutil.rmtree(folder, ignore_errors=True)  # a worker that failed half-way
+            folder.mkdir()
+            build(folder)
+            (shared / f"{name}.built").touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def pipeline_run(tmp_path_factory, spark) -> PipelineRun:
-    """Run ingestion, featurization and reduction once on 220 real images."""
-    raw_images = tmp_path_factory.mktemp("raw_images")
-    image_files = copy_real_images(
-        raw_images, PIPELINE_CLASSES, {"Training": TRAINING_PER_CLASS, "Test": TEST_PER_CLASS}
-    )
-    data_root = tmp_path_factory.mktemp("data")
-    run_project(raw_images_path=str(raw_images), data_root=str(data_root), **WEIGHTS_PARAMS)
-    return PipelineRun(raw_images, image_files, data_root)
+    """Run every pipeline once on 220 real images (once for all the test processes)."""
+    per_split = {"Training": TRAINING_PER_CLASS, "Test": TEST_PER_CLASS}
+
+    def run(folder: Path) -> None:
+        copy_real_images(folder / "raw_images", PIPELINE_CLASSES, per_split)
+        run_project(
+            raw_images_path=str(folder / "raw_images"), data_root=str(folder / "data"),
+            **WEIGHTS_PARAMS,
+        )  # fmt: skip
+
+    folder = built_once(tmp_path_factory, "pipeline_run", run)
+    image_files = sorted(path for path in (folder / "raw_images").rglob("*") if path.is_file())
+    return PipelineRun(folder / "raw_images", image_files, folder / "data")
 
 
 # The cloud rehearsals' images (EMR, EC2, Azure): 6 classes x (6 Training + 2 Test), and the
-# local run each rehearsal's outputs are compared with, made once per test process.
+# local run each rehearsal's outputs are compared with, made once for all the test processes.
 REHEARSAL_CLASSES = ["Apple Braeburn", "Banana", "Kiwi", "Lemon", "Pear", "Strawberry"]
 REHEARSAL_PER_SPLIT = {"Training": 6, "Test": 2}
 REHEARSAL_IMAGES = len(REHEARSAL_CLASSES) * sum(REHEARSAL_PER_SPLIT.values())
@@ -195,17 +221,22 @@ REHEARSAL_IMAGES = len(REHEARSAL_CLASSES) * sum(REHEARSAL_PER_SPLIT.values())
 @pytest.fixture(scope="session")
 def rehearsal_images(tmp_path_factory) -> Path:
     """The rehearsals' raw folder (never changed: a rehearsal adds photos in its bucket)."""
-    raw = tmp_path_factory.mktemp("raw_images")
-    copy_real_images(raw, REHEARSAL_CLASSES, REHEARSAL_PER_SPLIT)
-    return raw
+
+    def copy(folder: Path) -> None:
+        copy_real_images(folder / "raw_images", REHEARSAL_CLASSES, REHEARSAL_PER_SPLIT)
+
+    return built_once(tmp_path_factory, "rehearsal_images", copy) / "raw_images"
 
 
 @pytest.fixture(scope="session")
 def rehearsal_local_run(rehearsal_images, tmp_path_factory, spark) -> Path:
     """`kedro run --env local` (every pipeline, in this process) on ``rehearsal_images``."""
-    data_root = tmp_path_factory.mktemp("local_data")
-    run_project(raw_images_path=str(rehearsal_images), data_root=str(data_root), **WEIGHTS_PARAMS)
-    return data_root
+    return built_once(
+        tmp_path_factory, "rehearsal_local_run",
+        lambda data_root: run_project(
+            raw_images_path=str(rehearsal_images), data_root=str(data_root), **WEIGHTS_PARAMS
+        ),
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="session")
