@@ -31,8 +31,9 @@ DATA = f"{BUCKET}/{PREFIX}/data"
 
 
 @pytest.fixture(scope="module")
-def local_run(images, tmp_path_factory, spark) -> Path:
-    """The same images through `kedro run --env local` (in this process)."""
+def local_run(images, tmp_path_factory, spark, bootstrap_action) -> Path:
+    """The same images through `kedro run --env local` (in this process), while the
+    bootstrap action builds the cluster's venv (``bootstrap_action`` starts it first)."""
     data_root = tmp_path_factory.mktemp("local_data")
     run_project(raw_images_path=str(images), data_root=str(data_root), **WEIGHTS_PARAMS)
     return data_root
@@ -133,7 +134,7 @@ def featurization_tasks(events: list[dict]) -> Counter:
     )
 
 
-def test_the_step_succeeds_in_cluster_mode_and_equals_a_local_run(cluster_run, local_run):
+def test_the_step_succeeds_in_cluster_mode_and_equals_a_local_run(local_run, cluster_run):
     submission, _ = cluster_run
     assert_outputs_equal_local(local_run)
     # The driver ran in a YARN container (the application master's), from the venv the
