@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -91,8 +92,10 @@ def host(bucket, tmp_path_factory) -> Path:
 
 
 def run_user_data(
-    spec: ec2.InstanceSpec, host: Path, bucket
+    spec: ec2.InstanceSpec, host: Path, bucket, meanwhile: Callable[[], object] = lambda: None
 ) -> tuple[subprocess.CompletedProcess, float]:
+    """The rendered user data, run by bash as cloud-init would; ``meanwhile()`` runs while it
+    does (its pip install is minutes on one core)."""
     script = host / f"user-data-{spec.run_id}.sh"
     script.write_text(
         ec2.render_user_data(spec, (spec.project_dir / ec2.USER_DATA_SCRIPT).read_text())
@@ -106,10 +109,18 @@ def run_user_data(
         "SPARK_CONF_DIR": str(host / "spark-conf"),
     }
     started = time.perf_counter()
-    result = subprocess.run(
-        ["bash", str(script)], env=environment, capture_output=True, text=True, timeout=1800,
-        check=False,
-    )  # fmt: skip
+    command = ["bash", str(script)]
+    process = subprocess.Popen(
+        command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        meanwhile()
+        stdout, stderr = process.communicate(timeout=1800)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    result = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
     return result, time.perf_counter() - started
 
 
@@ -127,8 +138,11 @@ def processes_left_by(host: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def instance_run(spec, host, bucket):
-    result, seconds = run_user_data(spec, host, bucket)
+def instance_run(spec, host, bucket, request):
+    # The local run the outputs are compared with, made while the instance installs.
+    result, seconds = run_user_data(
+        spec, host, bucket, meanwhile=lambda: request.getfixturevalue("rehearsal_local_run")
+    )
     print(f"user data run: {seconds:.0f} s")  # noqa: T201 - the rehearsal's time, with -s
     return result
 
