@@ -249,6 +249,22 @@ def test_a_storage_spark_cannot_read_is_one_line(spark):
         dataset.verify()
 
 
+def test_a_storage_fsspec_cannot_list_is_one_line(spark, odd_image_tree, monkeypatch):
+    """The listing goes through fsspec: a missing implementation (gcsfs...) is one line."""
+    from fruits.datasets import image_files  # noqa: PLC0415
+
+    def no_implementation(*args):
+        raise ImportError("gcsfs not installed. Install with:\n  pip install gcsfs")
+
+    monkeypatch.setattr(image_files, "list_files", no_implementation)
+    dataset = ImageFilesDataset(filepath=str(odd_image_tree), load_args=IMAGE_LOAD_ARGS)
+    with pytest.raises(
+        FruitsInputError, match=r"cannot be listed: gcsfs not installed\. Install with:"
+    ) as raised:
+        dataset.verify()
+    assert "\n" not in str(raised.value)
+
+
 def test_unreadable_files_stop_the_run_before_spark_reads_them(spark, odd_image_tree, monkeypatch):
     """Wiring of the local check (which tests/test_local_files.py runs as another user)."""
     from fruits.datasets import image_files  # noqa: PLC0415

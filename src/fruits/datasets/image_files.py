@@ -104,6 +104,12 @@ class ImageFilesDataset(AbstractDataset[None, RawFiles]):
             listing = self._list()
         except FruitsInputError:
             raise
+        except ImportError as error:  # fsspec has no file system for this scheme here
+            raise FruitsInputError(
+                f"Raw image folder {self._filepath} cannot be listed: {str(error).splitlines()[0]} "
+                "(the listing goes through fsspec); install it, or use a local, s3a:// or "
+                "abfss:// folder."
+            ) from error
         except Exception as error:
             if _is_missing_path(error):
                 raise self._missing() from error
