@@ -80,3 +80,21 @@ def test_a_file_this_user_cannot_read_is_found(shared_folder):
     (shared_folder / "Kiwi" / "notes.txt").chmod(0o000)  # not an image: not Spark's to read
     listing = as_another_user(list_files, str(shared_folder), IMAGE_GLOB)
     assert (listing.unreadable, listing.dangling) == ([str(shared_folder / "Kiwi" / "b.jpg")], [])
+
+
+def test_an_object_store_is_listed_with_sparks_rules_and_again_each_time(s3_server):
+    """LIST requests, Spark's rules and paths; a second listing in the same process (the
+    input check, then a later run) sees what was added in between."""
+    s3, bucket = s3_server.client(), "fruits-listing"
+    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-3"})
+    for key, body in [
+        ("raw/Kiwi/a.jpg", b"a"), ("raw/Kiwi/empty.jpg", b""), ("raw/Kiwi/notes.txt", b"n"),
+        ("raw/_tmp/b.jpg", b"b"), ("raw/Kiwi/.c.jpg", b"c"),
+    ]:  # fmt: skip
+        s3.put_object(Bucket=bucket, Key=key, Body=body)
+    first = list_files(f"s3a://{bucket}/raw", IMAGE_GLOB)
+    assert first.paths == [f"s3a://{bucket}/raw/Kiwi/a.jpg", f"s3a://{bucket}/raw/Kiwi/empty.jpg"]
+    assert first.sizes == [1, 0] and first.modification_ms[1] is None
+    assert first.modification_ms[0] % 1000 == 0  # whole seconds, as S3A's HEAD gives them
+    s3.put_object(Bucket=bucket, Key="raw/Kiwi/d e.jpg", Body=b"de")
+    assert f"s3a://{bucket}/raw/Kiwi/d e.jpg" in list_files(f"s3a://{bucket}/raw", IMAGE_GLOB).paths

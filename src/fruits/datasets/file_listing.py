@@ -138,6 +138,7 @@ def _list_remote(
 ) -> FileListing:
     fs, _ = filesystem(uri, fs_args)
     root = fs._strip_protocol(uri).rstrip("/")
+    fs.invalidate_cache(root)  # fsspec instances (and their listings) live as long as the process
     listing = FileListing(root=uri)
     for key, info in sorted(fs.find(root, detail=True).items()):
         relative = key[len(root) + 1 :]
