@@ -70,7 +70,7 @@ class ImageFilesDataset(AbstractDataset[None, RawFiles]):
         Spark's listing drops it, but it is a file the user meant (rejected and counted
         later).
         """
-        listing = self._verified_listing or self._list()
+        listing = self._verified_listing if self._verified_listing is not None else self._list()
         spark = SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
         columns = {
             "path": listing.paths, "size": listing.sizes, "modified": listing.modification_ms,
@@ -174,7 +174,8 @@ class ImageFilesDataset(AbstractDataset[None, RawFiles]):
         raise DatasetError("ImageFilesDataset is read-only.")
 
     def _describe(self) -> dict[str, Any]:
-        return {"filepath": self._filepath, "load_args": self._load_args, "fs_args": self._fs_args}
+        # Not fs_args: they may hold credentials, and Kedro logs descriptions.
+        return {"filepath": self._filepath, "load_args": self._load_args}
 
 
 def _is_missing_path(error: BaseException | None) -> bool:
