@@ -7,7 +7,7 @@ from sklearn.decomposition import PCA as SklearnPCA
 from sklearn.preprocessing import StandardScaler as SklearnStandardScaler
 
 from fruits.errors import FruitsInputError
-from fruits.ml.pca import choose_k, feature_moments, fit_pca, project
+from fruits.ml.pca import choose_k, feature_moments, fit_pca, project, rows_changed
 from fruits.params import ReductionParams
 from fruits.pipelines.reduction.nodes import fit_or_reuse_pca
 
@@ -126,6 +126,25 @@ def test_new_images_below_the_share_are_projected_on_the_same_fit(spark, image_f
     assert refit["fitted_rows"] == 87 and refit["changed_since_fit"] == 0
     none_share = fit_or_reuse_pca(more, settings(refit_change_share=0.0), model, report, projected)
     assert none_share[0] is not model
+
+
+def test_rows_changed_counts_added_removed_and_changed_rows(spark):
+    """A row is its (path, content, backbone): new bytes or a new backbone under a path
+    count once as added and once as removed; the other columns are not compared."""
+    identity = ["path", "content_hash", "backbone"]
+    projected = spark.createDataFrame(
+        [(f"p{i}", f"h{i}", "b1", 0.0) for i in range(10)], [*identity, "pca_value"]
+    )
+    current = spark.createDataFrame(
+        [(f"p{i}", f"h{i}", "b1", 1.0) for i in range(3, 10)]  # p0-p2 removed; values differ
+        + [("p3x", "h3", "b1", 1.0), ("p10", "h10", "b1", 1.0)]  # same bytes, new path; new
+        + [("p9", "h9-new", "b1", 1.0)],  # p9's bytes changed: also under its old identity
+        [*identity, "features"],
+    ).where(F.col("content_hash") != "h9")
+    assert rows_changed(current, projected) == 3 + 2 + 2
+    assert rows_changed(projected, projected) == 0
+    other_backbone = projected.withColumn("backbone", F.lit("b2"))
+    assert rows_changed(other_backbone, projected) == 20
 
 
 def test_feature_moments_equal_numpy_in_any_partitioning(spark, feature_matrix):

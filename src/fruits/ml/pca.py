@@ -224,11 +224,11 @@ def rows_changed(image_features: DataFrame, previous_pca_features: DataFrame) ->
     Only keys are compared: ``path``, ``content_hash`` and ``backbone``.
     """
     identity = ["path", "content_hash", "backbone"]
-    current = image_features.select(*identity)
-    projected = previous_pca_features.select(*identity)
-    added = current.join(projected, identity, "left_anti").count()
-    removed = projected.join(current, identity, "left_anti").count()
-    return added + removed
+    current = image_features.select(*identity, F.lit(True).alias("current"))
+    projected = previous_pca_features.select(*identity, F.lit(True).alias("projected"))
+    # One join counts both sides: rows only current were added, rows only projected removed.
+    unmatched = F.col("current").isNull() | F.col("projected").isNull()
+    return current.join(projected, identity, "full_outer").where(unmatched).count()
 
 
 def project(image_features: DataFrame, pca_model: PipelineModel) -> DataFrame:

@@ -139,23 +139,26 @@ def publish(
         "backbone": backbone.fingerprint,
     }
 
-    def per_file() -> DataFrame:
-        store = image_feature_store.where(F.col("backbone") == backbone.fingerprint)
+    def store() -> DataFrame:
+        return image_feature_store.where(F.col("backbone") == backbone.fingerprint)
+
+    def outcome() -> DataFrame:
+        # Which files are accepted is read from the store's `rejection` (null exactly when
+        # the content has features): the 1,280 floats join the rows that change only.
         return images.select("path", "label", "split", "content_hash").join(
-            store.select("content_hash", "backbone", "features", "rejection"),
-            "content_hash",
-            "left",
+            store().select("content_hash", "backbone", "rejection"), "content_hash", "left"
         )
 
     def features() -> DataFrame:
-        accepted = per_file().where(F.col("features").isNotNull())
+        accepted = outcome().where(F.col("backbone").isNotNull() & F.col("rejection").isNull())
         return _changes(
-            accepted.select("path", "label", "split", "content_hash", "backbone", "features"),
+            accepted.select("path", "label", "split", "content_hash", "backbone"),
             previous_image_features,
+            store().select("content_hash", "features"),
         )
 
     def rejected() -> DataFrame:
-        refused = per_file().where(F.col("features").isNull())
+        refused = outcome().where(F.col("backbone").isNull() | F.col("rejection").isNotNull())
         return _changes(
             refused.select(
                 "path",
@@ -175,15 +178,25 @@ def publish(
     )
 
 
-def _changes(current: DataFrame, previous: DataFrame | None) -> DataFrame:
+def _changes(
+    current: DataFrame, previous: DataFrame | None, values: DataFrame | None = None
+) -> DataFrame:
     """Rows of ``current`` not in ``previous`` (same path, bytes and backbone), and deletes of
-    the paths of ``previous`` no longer in ``current``. Only keys are compared."""
+    the paths of ``previous`` no longer in ``current``. Only keys are compared; ``values``
+    (keyed by ``content_hash``), when given, complete the changed rows only."""
+
+    def completed(rows: DataFrame) -> DataFrame:
+        if values is None:
+            return rows
+        extra = [name for name in values.columns if name != "content_hash"]
+        return rows.join(values, "content_hash").select(*rows.columns, *extra)
+
     if previous is None:
-        return delta.upserts(current)
+        return delta.upserts(completed(current))
     row_identity = ["path", "content_hash", "backbone"]
     new_rows = current.join(previous.select(*row_identity), row_identity, "left_anti")
     gone = previous.select("path").join(current.select("path"), "path", "left_anti")
-    changed = delta.upserts(new_rows)
+    changed = delta.upserts(completed(new_rows))
     return changed.unionByName(delta.deletes(gone, changed))
 
 
