@@ -22,6 +22,7 @@ from fruits.spark.embedding import (
     featurize_images,
     partition_count,
 )
+from fruits.spark.feature_store import _store_changes
 from fruits.spark.image_table import describe
 from fruits.spark.sampling import calibration_contents
 from fruits.vision.backbone import BackboneWeights, PortableBackbone, build_backbone
@@ -304,3 +305,19 @@ def test_int8_calibration_reads_a_spread_of_training_images_only(spark, tmp_path
     by_content = {path.read_bytes(): path for path in [*files, *unsplit.iterdir()]}
     assert len({by_content[content].parent.name for content in few}) > 1
     assert calibration_contents(images, 9, "Training") == few
+
+
+def test_the_stores_counts_tell_new_reused_removed_and_invalidated_contents(spark):
+    """Against the store: a content cached under this backbone is reused, one stored under
+    another is invalidated (and new again if still wanted), one no image has is removed."""
+    images = spark.createDataFrame([("a",), ("b",), ("c",), ("c",)], ["content_hash"])
+    store = spark.createDataFrame(
+        [("a", "fp"), ("b", "old"), ("d", "fp"), ("e", "old")], ["content_hash", "backbone"]
+    )
+    new, kept = _store_changes(images, store, "fp")
+    assert new == 2  # b (stored under another backbone) and c (twice among the images)
+    assert kept == {"reused": 1, "removed": 1, "invalidated": 2}
+    assert _store_changes(images, store.limit(0), "fp") == (
+        3,
+        {"reused": 0, "removed": 0, "invalidated": 0},
+    )

@@ -92,25 +92,27 @@ def update(
 def _store_changes(
     images: DataFrame, previous: DataFrame, fingerprint: str
 ) -> tuple[int, dict[str, int]]:
-    """New contents, and the reused, removed and invalidated ones, in two small jobs."""
-    in_store = previous.agg(
-        F.count("*").alias("stored"),
-        F.count_if(F.col("backbone") == fingerprint).alias("cached"),
-    ).first()
-    cached_hashes = previous.where(F.col("backbone") == fingerprint).select(
-        "content_hash", F.lit(True).alias("cached")
+    """New contents, and the reused, removed and invalidated ones, in one small query."""
+    stored = previous.select(
+        "content_hash",
+        (F.col("backbone") == fingerprint).alias("cached"),
+        F.lit(True).alias("stored"),
     )
-    in_images = (
-        images.select("content_hash")
-        .distinct()
-        .join(cached_hashes, "content_hash", "left")
-        .agg(F.count("*").alias("distinct"), F.count("cached").alias("reused"))
+    wanted = images.select("content_hash").distinct().withColumn("wanted", F.lit(True))
+    counts = (
+        wanted.join(stored, "content_hash", "full_outer")
+        .agg(
+            F.count("wanted").alias("distinct"),
+            F.count_if(F.col("wanted") & F.col("cached")).alias("reused"),
+            F.count("stored").alias("stored"),
+            F.count_if(F.col("cached")).alias("cached"),
+        )
         .first()
     )
-    return in_images["distinct"] - in_images["reused"], {
-        "reused": in_images["reused"],
-        "removed": in_store["cached"] - in_images["reused"],
-        "invalidated": in_store["stored"] - in_store["cached"],
+    return counts["distinct"] - counts["reused"], {
+        "reused": counts["reused"],
+        "removed": counts["cached"] - counts["reused"],
+        "invalidated": counts["stored"] - counts["cached"],
     }
 
 
