@@ -193,3 +193,24 @@ def test_a_reused_model_is_not_rewritten(spark, image_features, tmp_path):
     assert files() == written
     dataset.save(fit_or_reuse_pca(table, settings(refit="always"), None, None, None)[0])
     assert files() != written
+
+
+def test_the_saved_model_is_loaded_from_memory_until_another_is_written(
+    spark, image_features, tmp_path
+):
+    """A later node loads the model a run saved without Spark reading it back; a model
+    another writer saved there since is read from the directory."""
+    from fruits.datasets import SparkMLModelDataset  # noqa: PLC0415
+
+    table = delta_features(spark, image_features, tmp_path / "features")
+    dataset = SparkMLModelDataset(filepath=str(tmp_path / "pca_model"))
+    fitted = fit_or_reuse_pca(table, settings(), None, None, None)[0]
+    dataset.save(fitted)
+    assert dataset.load() is fitted
+    refit = fit_or_reuse_pca(table, settings(refit="always"), None, None, None)[0]
+    SparkMLModelDataset(filepath=str(tmp_path / "pca_model")).save(refit)
+    loaded = dataset.load()
+    assert loaded is not refit and loaded.uid == refit.uid
+    assert dataset.load() is loaded
+    dataset.release()
+    assert dataset.load() is not loaded

@@ -21,27 +21,52 @@ class SparkMLModelDataset(AbstractDataset[PipelineModel, PipelineModel]):
     and for ``s3://`` / ``s3a://`` URIs on a cluster. Saving overwrites, except a model
     read from this very directory (a reused model): it is there already, and rewriting it
     costs a second of Spark jobs and changes nothing.
+
+    The model saved or loaded last is kept in memory: loading it again (a later node of
+    the same run) costs one read of the model's small metadata file, which Spark rewrites
+    with a new timestamp and uid at every save, instead of half a second of Spark jobs.
+    Another writer's model in the directory is read from it.
     """
 
     def __init__(self, *, filepath: str, metadata: dict[str, Any] | None = None) -> None:
         self._filepath = spark_uri(filepath)
         self.metadata = metadata
+        self._kept: tuple[str, PipelineModel] | None = None
 
     def load(self) -> PipelineModel:
-        """Read the fitted pipeline model back."""
+        """Read the fitted pipeline model back (the one in memory if it is the saved one)."""
+        written = self._written()
+        if self._kept is not None and written is not None and self._kept[0] == written:
+            return self._kept[1]
         model = PipelineModel.load(self._filepath)
         setattr(model, _LOADED_FROM, self._filepath)
+        self._keep(model, written)
         return model
 
     def save(self, data: PipelineModel) -> None:
         """Write the fitted pipeline model, replacing any previous one (unless it is it)."""
-        if getattr(data, _LOADED_FROM, None) == self._filepath and self._exists():
-            return
-        data.write().overwrite().save(self._filepath)
+        if getattr(data, _LOADED_FROM, None) != self._filepath or not self._exists():
+            data.write().overwrite().save(self._filepath)
+            setattr(data, _LOADED_FROM, self._filepath)
+        self._keep(data, self._written())
 
     def load_without_spark(self) -> LocalPipelineModel:
         """The same model applied with NumPy, no JVM: for a handful of predictions."""
         return LocalPipelineModel(self._filepath)
+
+    def _release(self) -> None:
+        self._kept = None
+
+    def _keep(self, model: PipelineModel, written: str | None) -> None:
+        self._kept = (written, model) if written is not None else None
+
+    def _written(self) -> str | None:
+        """The saved model's metadata (its class, uid and save time), or None if absent."""
+        model_filesystem, path = filesystem(self._filepath)
+        try:
+            return model_filesystem.cat_file(f"{path}/metadata/part-00000").decode()
+        except FileNotFoundError:
+            return None
 
     def _exists(self) -> bool:
         model_filesystem, path = filesystem(self._filepath)
