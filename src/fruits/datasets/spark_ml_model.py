@@ -36,7 +36,7 @@ class SparkMLModelDataset(AbstractDataset[PipelineModel, PipelineModel]):
     def load(self) -> PipelineModel:
         """Read the fitted pipeline model back (the one in memory if it is the saved one)."""
         written = self._written()
-        if self._kept is not None and written is not None and self._kept[0] == written:
+        if self._kept is not None and self._kept[0] == written:  # never kept without one
             return self._kept[1]
         model = PipelineModel.load(self._filepath)
         setattr(model, _LOADED_FROM, self._filepath)
