@@ -178,7 +178,9 @@ class NodeTimer:
     """Log how long each node took, its outputs' saves included: where a run's time goes.
 
     Spark work is lazy and happens when the outputs are saved, after ``after_node_run``:
-    a node's time runs until its last output is saved.
+    a node's time runs until its last output is saved. The Spark jobs of a node (its
+    inputs' loads, its body, its outputs' saves, all in the node's thread) carry the node's
+    name as their job group: the Spark UI and the History Server tell which node ran what.
     """
 
     def __init__(self) -> None:
@@ -187,8 +189,14 @@ class NodeTimer:
         self._logger = logging.getLogger(__name__)
 
     @hook_impl
+    def before_dataset_loaded(self, node: Node) -> None:
+        """Label the Spark jobs of the node's loads with its name."""
+        _label_spark_jobs(node.name)
+
+    @hook_impl
     def before_node_run(self, node: Node) -> None:
         """Note the node's start."""
+        _label_spark_jobs(node.name)
         self._started[node.name] = time.perf_counter()
         self._unsaved[node.name] = len(node.outputs)
 
@@ -199,6 +207,14 @@ class NodeTimer:
         if self._unsaved[node.name] == 0 and node.name in self._started:
             seconds = time.perf_counter() - self._started.pop(node.name)
             self._logger.info("Node %s took %.2f s.", node.name, seconds)
+
+
+def _label_spark_jobs(node_name: str) -> None:
+    """Name the calling thread's next Spark jobs' group after the node (a thread-local
+    property: Kedro's ThreadRunner runs each node, loads and saves in one thread)."""
+    spark_context = SparkContext._active_spark_context  # noqa: SLF001 - None without Spark
+    if spark_context is not None:
+        spark_context.setJobGroup(node_name, f"Kedro node {node_name}")
 
 
 class RunSummary:
