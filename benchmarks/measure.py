@@ -78,7 +78,7 @@ def scaling_spans(run: StageRun) -> dict[str, float]:
     """The spans of the scaling table, each containing the previous one (seconds).
 
     ``feature_store``: the node that runs the CNN and writes the store;
-    ``featurization``: and the node that publishes ``image_features``; ``stage``: and
+    ``featurization``: and the node that publishes the ``image_features`` view; ``stage``: and
     the ingestion node before them (``StageRun.seconds``).
     """
     feature_store = run.node(FEATURE_STORE_NODE)

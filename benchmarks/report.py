@@ -21,7 +21,7 @@ ROWS = {
 # The scaling table's spans, each containing the previous one.
 SCALING_SPANS = {
     "feature_store": "feature store (`update_feature_store`: CNN job, store written)",
-    "featurization": "featurization (+ `publish_features`: `image_features` written)",
+    "featurization": "featurization (+ `publish_features`: the `image_features` view)",
     "stage": "stage (+ `update_image_table`: `images` written; as row (c))",
 }
 
@@ -108,8 +108,9 @@ def main_notes(results: dict[str, Any]) -> list[str]:
         "process (env local: the project's catalog, hooks and settings, SequentialRunner; a",
         "fresh `data_root` per run), after a warm-up run on one class folder (JVM code paths",
         "and Python workers started), and times the stage's nodes as the project's NodeTimer",
-        "logs them (`update_image_table`, `update_feature_store`, `publish_features`: `images`,",
-        "the feature store and `image_features` read and written by the catalog): the stage's",
+        "logs them (`update_image_table`, `update_feature_store`, `publish_features`: `images`",
+        "and the feature store read and written by the catalog, `image_features` a view of",
+        "them): the stage's",
         "steady rate. Reading the weights and the TFLite export, a fixed cost per run on the",
         "driver, are in row (d). Row (d) is a new process from start to exit (Python, JVM,",
         "weights, TFLite export, every write, PCA), the mean of "

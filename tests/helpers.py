@@ -70,9 +70,18 @@ def delta_files(filesystem, folder: str, version: int | None = None) -> list[str
 
 
 def read_delta_folder(filesystem, folder: str, version: int | None = None):
-    """A Delta table's version (default: the latest) on any fsspec ``filesystem``, as pandas."""
+    """A Delta table's version (default: the latest) on any fsspec ``filesystem``, as pandas.
+
+    The project's views (``VIEW_FOLDERS``: nothing written) are read where a table of that
+    name would be: the image table joined with the store (``read_feature_views``).
+    """
     import pandas as pd  # noqa: PLC0415
 
+    for relative, view in VIEW_FOLDERS.items():
+        if folder.rstrip("/").endswith(f"/{relative}"):
+            assert version is None, "a view has no versions: read its tables' versions"
+            accepted, rejected = read_feature_views(filesystem, folder[: -len(relative) - 1])
+            return accepted if view == FEATURES_VIEW else rejected
     files = delta_files(filesystem, folder, version)
     if not files:
         return pd.DataFrame()
@@ -105,3 +114,58 @@ def listed_states(listing) -> dict[str, tuple[int, int | None]]:
             listing.paths, listing.sizes, listing.modification_ms, strict=True
         )
     }
+
+
+IMAGES_TABLE = "02_intermediate/images"
+STORE_TABLE = "04_feature/image_feature_store"
+FEATURES_VIEW = "image_features"
+REJECTED_VIEW = "rejected_images"
+# Where the views' tables were before they became views: tests read them there as well.
+VIEW_FOLDERS = {
+    "04_feature/image_features": FEATURES_VIEW,
+    "02_intermediate/rejected_images": REJECTED_VIEW,
+}
+
+
+def read_feature_views(filesystem, data_root: str, versions: dict[str, int] | None = None):
+    """``image_features`` and ``rejected_images`` of a run's outputs, as pandas: the image
+    table joined with the feature store (the project's views, recomputed here without Spark).
+
+    ``versions``: the tables' versions (``images``, ``image_feature_store``) to read; default
+    the latest.
+    """
+    versions = versions or {}
+    images = read_delta_folder(
+        filesystem, f"{data_root}/{IMAGES_TABLE}", versions.get("images")
+    ).drop(columns=["content", "size", "modification_time"])
+    store = read_delta_folder(
+        filesystem, f"{data_root}/{STORE_TABLE}", versions.get("image_feature_store")
+    )
+    files = images.merge(store, on="content_hash", how="left")
+    is_accepted = files["backbone"].notna() & files["rejection"].isna()
+    identity = ["path", "label", "split", "content_hash", "backbone"]
+    accepted = files.loc[is_accepted, [*identity, "features"]].reset_index(drop=True)
+    rejected = files.loc[~is_accepted, identity].assign(
+        reason=files.loc[~is_accepted, "rejection"].fillna("not featurized")
+    )
+    return accepted, rejected.reset_index(drop=True)
+
+
+def read_view(data_root: Path, view: str, versions: dict[str, int] | None = None):
+    """One of a local run's views (``FEATURES_VIEW`` or ``REJECTED_VIEW``), as pandas."""
+    from fsspec.implementations.local import LocalFileSystem  # noqa: PLC0415
+
+    accepted, rejected = read_feature_views(LocalFileSystem(), str(data_root), versions)
+    return accepted if view == FEATURES_VIEW else rejected
+
+
+def spark_feature_view(data_root: Path, outcome: str = "accepted"):
+    """A local run's ``image_features`` (or ``rejected_images``) as Spark gives it outside a
+    run: the catalog's dataset over the tables' current versions."""
+    from fruits.datasets import FeatureViewDataset  # noqa: PLC0415
+
+    return FeatureViewDataset(
+        images=str(data_root / IMAGES_TABLE),
+        image_feature_store=str(data_root / STORE_TABLE),
+        outcome=outcome,
+    ).load()

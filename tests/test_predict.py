@@ -17,7 +17,7 @@ from fruits.ml.classifier import to_pca_vectors
 from fruits.ml.local_models import LocalPipelineModel
 from fruits.ml.pca import project, to_feature_vectors
 from tests.conftest import FRUITS_360, REPO, WEIGHTS_PARAMS
-from tests.helpers import local_path, read_delta
+from tests.helpers import FEATURES_VIEW, local_path, read_delta, read_view, spark_feature_view
 
 pytestmark = pytest.mark.pipeline
 
@@ -30,7 +30,7 @@ def cli_params(pipeline_run) -> str:
 
 @pytest.fixture(scope="module")
 def image_features(pipeline_run) -> pd.DataFrame:
-    table = read_delta(pipeline_run.data_root / "04_feature" / "image_features")
+    table = read_view(pipeline_run.data_root, FEATURES_VIEW)
     return table.sort_values("path").reset_index(drop=True)
 
 
@@ -48,9 +48,7 @@ def test_fruit_info_describes_every_class():
 
 def test_local_models_equal_spark_ml(spark, pipeline_run, image_features):
     models = pipeline_run.data_root / "06_models"
-    features = spark.read.format("delta").load(
-        str(pipeline_run.data_root / "04_feature" / "image_features")
-    )
+    features = spark_feature_view(pipeline_run.data_root)
     pca_model = PipelineModel.load(str(models / "pca_model"))
     classifier = PipelineModel.load(str(models / "fruit_classifier"))
     scored = (

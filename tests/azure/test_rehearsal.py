@@ -93,9 +93,7 @@ def test_every_pipeline_wrote_to_azure_storage(azure_run, azurite):
     written = set(azurite.filesystem().find(f"{CONTAINER}/{PREFIX}/data"))
     for expected in [
         "02_intermediate/images/_delta_log/00000000000000000000.json",
-        "02_intermediate/rejected_images/_delta_log/00000000000000000000.json",
         "04_feature/image_feature_store/_delta_log/00000000000000000000.json",
-        "04_feature/image_features/_delta_log/00000000000000000000.json",
         "05_model_input/pca_features/_delta_log/00000000000000000000.json",
         "06_models/pca_model/metadata/_SUCCESS",
         "06_models/fruit_classifier/metadata/_SUCCESS",

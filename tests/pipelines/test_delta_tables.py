@@ -21,7 +21,7 @@ from fruits.datasets import RunLockDataset
 from fruits.datasets.run_lock import RunLockedError
 from fruits.spark import delta
 from tests.conftest import REPO, WEIGHTS_PARAMS, copy_real_images, run_project
-from tests.helpers import read_delta
+from tests.helpers import FEATURES_VIEW, read_delta, read_view
 
 FEATURES_ONLY = ["ingestion", "featurization"]
 CLASSES = ["Apple Braeburn", "Banana", "Kiwi", "Lemon"]
@@ -116,27 +116,35 @@ def test_the_lock_on_s3_is_a_conditional_put(s3_server):
 @pytest.mark.pipeline
 def test_time_travel_reads_an_earlier_runs_features(tmp_path, spark):
     """The versions in featurization_report read back exactly what that run published."""
+    from fruits.spark.feature_store import publish  # noqa: PLC0415
+
     raw, data = tmp_path / "raw", tmp_path / "data"
     copy_real_images(raw, CLASSES, {"Training": 3})
     run_project(pipelines=FEATURES_ONLY, raw_images_path=str(raw), data_root=str(data),
                 **WEIGHTS_PARAMS)  # fmt: skip
-    first, first_features = report(data), read_delta(data / "04_feature" / "image_features")
+    first, first_features = report(data), read_view(data, FEATURES_VIEW)
     copy_real_images(raw, ["Pear"], {"Training": 2})
     (raw / "Training" / "Kiwi" / sorted(os.listdir(raw / "Training" / "Kiwi"))[0]).unlink()
     run_project(pipelines=FEATURES_ONLY, raw_images_path=str(raw), data_root=str(data),
                 **WEIGHTS_PARAMS)  # fmt: skip
     second = report(data)
-    table = second["tables"]["image_features"]
-    assert table["read"] == first["tables"]["image_features"]["written"][-1]
-    assert table["written"] == [table["read"] + 1]
-    assert (table["inserted"], table["deleted"]) == (2, 1)
-    # As the README shows it: Spark's versionAsOf on the table's path.
-    earlier = (
-        spark.read.format("delta").option("versionAsOf", table["read"]).load(table["path"])
-    ).toPandas()
-    now = spark.read.format("delta").load(table["path"]).toPandas()
+    for name in ("images", "image_feature_store"):
+        table = second["tables"][name]
+        assert table["read"] == first["tables"][name]["written"][-1]
+        assert table["written"] == [table["read"] + 1]
+        assert (table["inserted"], table["deleted"]) == (2, 1)
+
+    # As the README shows it: the views over the versions a run left (Spark's versionAsOf).
+    def as_left_by(run: dict, name: str):
+        table = run["tables"][name]
+        version = table["written"][-1] if table["written"] else table["read"]
+        return spark.read.format("delta").option("versionAsOf", version).load(table["path"])
+
+    earlier, _ = publish(as_left_by(first, "images"), as_left_by(first, "image_feature_store"))
+    now, rejected = publish(as_left_by(second, "images"), as_left_by(second, "image_feature_store"))
+    earlier, now = earlier.toPandas(), now.toPandas()
     assert len(earlier) == len(first_features) == len(CLASSES) * 3
-    assert len(now) == len(CLASSES) * 3 + 1
+    assert len(now) == len(CLASSES) * 3 + 1 and rejected.count() == 0
     ordered = [
         frame.sort_values("path").reset_index(drop=True) for frame in (earlier, first_features)
     ]

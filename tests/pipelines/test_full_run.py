@@ -11,7 +11,7 @@ from sklearn.decomposition import PCA as SklearnPCA
 
 from fruits.ml.pca import project
 from tests.conftest import keras_reference_features
-from tests.helpers import local_path, read_delta
+from tests.helpers import FEATURES_VIEW, local_path, read_delta, read_view, spark_feature_view
 
 pytestmark = pytest.mark.pipeline
 
@@ -23,7 +23,7 @@ def images(pipeline_run) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def image_features(pipeline_run) -> pd.DataFrame:
-    return read_delta(pipeline_run.data_root / "04_feature" / "image_features")
+    return read_view(pipeline_run.data_root, FEATURES_VIEW)
 
 
 @pytest.fixture(scope="module")
@@ -102,9 +102,7 @@ def test_explained_variance_matches_scikit_learn(explained_variance, image_featu
 
 def test_pca_model_reloads_and_reproduces_pca_features(pipeline_run, spark, pca_features):
     pca_model = PipelineModel.load(str(pipeline_run.data_root / "06_models" / "pca_model"))
-    features = spark.read.format("delta").load(
-        str(pipeline_run.data_root / "04_feature" / "image_features")
-    )
+    features = spark_feature_view(pipeline_run.data_root)
     reprojected = project(features, pca_model).toPandas().sort_values("path")
     stored = pca_features.sort_values("path")
     assert list(reprojected["path"]) == list(stored["path"])

@@ -13,7 +13,7 @@ import urllib3
 
 from tests import bad_images
 from tests.conftest import REPO, run_project
-from tests.helpers import local_path, read_delta
+from tests.helpers import FEATURES_VIEW, local_path, read_view
 from tests.serving.conftest import FRUITS_SERVE, start_service, stop_service
 
 pytestmark = pytest.mark.pipeline
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.pipeline
 
 @pytest.fixture(scope="module")
 def test_images(pipeline_run) -> pd.DataFrame:
-    table = read_delta(pipeline_run.data_root / "04_feature" / "image_features")
+    table = read_view(pipeline_run.data_root, FEATURES_VIEW)
     return table[table["split"] == "Test"].sort_values("path").reset_index(drop=True)
 
 

@@ -3,6 +3,7 @@
 from fruits.datasets.backbone_weights import BackboneWeightsDataset
 from fruits.datasets.delta_table import DeltaMergeDataset
 from fruits.datasets.delta_versions import DeltaVersionsDataset
+from fruits.datasets.feature_view import FeatureViewDataset
 from fruits.datasets.figure import FigureDataset
 from fruits.datasets.image_files import ImageFilesDataset
 from fruits.datasets.portable_backbone import PortableBackboneDataset
@@ -14,6 +15,7 @@ __all__ = [
     "BackboneWeightsDataset",
     "DeltaMergeDataset",
     "DeltaVersionsDataset",
+    "FeatureViewDataset",
     "FigureDataset",
     "ImageFilesDataset",
     "PortableBackboneDataset",

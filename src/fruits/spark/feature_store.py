@@ -117,89 +117,49 @@ def _store_changes(
 
 
 def publish(
-    images: DataFrame,
-    image_feature_store: DataFrame,
-    previous_image_features: DataFrame | None,
-    previous_rejected_images: DataFrame | None,
-    backbone: PortableBackbone,
-) -> tuple[delta.TableChanges, delta.TableChanges]:
-    """One row per image file: its features, or its path in the rejected table.
+    images: DataFrame, image_feature_store: DataFrame, backbone_fingerprint: str | None = None
+) -> tuple[DataFrame, DataFrame]:
+    """One row per image file: its features, or its path in the rejected files. Views, not
+    tables: the image table joined with the store, so each content's features live once.
 
-    Every file of ``images`` lands in exactly one of the two tables. Both are kept from
-    run to run: their changes are the rows of files new, changed, re-featurized, gone or
-    moved between the two; nothing is computed when the image table, the store and the
-    backbone are those they were last derived from.
+    Every file of ``images`` lands in exactly one of the two. A file is accepted when its
+    content has features under the backbone: the store's ``rejection`` is null exactly then
+    (the CNN writes one or the other). Nothing is computed until a reader asks, and a
+    reader of paths and labels only never reads the 1,280 floats. Given the tables of an
+    earlier version (Delta time travel), the views are that run's features.
+
+    Args:
+        images: The image table.
+        image_feature_store: The feature store, updated for ``images``.
+        backbone_fingerprint: Features of this backbone only (a run's, to be sure); None:
+            the store's rows as they are (after a run, all under the run's backbone).
 
     Returns:
-        The changes of ``image_features`` (rows: ``path``, ``label``, ``split``,
-        ``content_hash``, ``backbone``, ``features``) and of ``rejected_images`` (``path``,
-        ``label``, ``split``, ``content_hash``, ``backbone``, ``reason``), keyed by ``path``.
+        ``image_features`` (``path``, ``label``, ``split``, ``content_hash``, ``backbone``,
+        ``features``) and ``rejected_images`` (``path``, ``label``, ``split``,
+        ``content_hash``, ``backbone``, ``reason``).
     """
-    sources = {
-        "images": delta.table_digest(images),
-        "image_feature_store": delta.table_digest(image_feature_store),
-        "backbone": backbone.fingerprint,
-    }
-
-    def store() -> DataFrame:
-        return image_feature_store.where(F.col("backbone") == backbone.fingerprint)
-
-    def outcome() -> DataFrame:
-        # Which files are accepted is read from the store's `rejection` (null exactly when
-        # the content has features): the 1,280 floats join the rows that change only.
-        return images.select("path", "label", "split", "content_hash").join(
-            store().select("content_hash", "backbone", "rejection"), "content_hash", "left"
-        )
-
-    def features() -> DataFrame:
-        accepted = outcome().where(F.col("backbone").isNotNull() & F.col("rejection").isNull())
-        return _changes(
-            accepted.select("path", "label", "split", "content_hash", "backbone"),
-            previous_image_features,
-            store().select("content_hash", "features"),
-        )
-
-    def rejected() -> DataFrame:
-        refused = outcome().where(F.col("backbone").isNull() | F.col("rejection").isNotNull())
-        return _changes(
-            refused.select(
-                "path",
-                "label",
-                "split",
-                "content_hash",
-                F.lit(backbone.fingerprint).alias("backbone"),
-                # Not in the store at all cannot happen; if it did, the file is still counted.
-                F.coalesce("rejection", F.lit("not featurized")).alias("reason"),
-            ),
-            previous_rejected_images,
-        )
-
-    return (
-        delta.TableChanges(rows=features, sources=sources),
-        delta.TableChanges(rows=rejected, sources=sources),
+    store = image_feature_store
+    if backbone_fingerprint is not None:
+        store = store.where(F.col("backbone") == backbone_fingerprint)
+    files = images.select("path", "label", "split", "content_hash")
+    accepted = files.join(
+        store.where(F.col("rejection").isNull()).select("content_hash", "backbone", "features"),
+        "content_hash",
+    ).select("path", "label", "split", "content_hash", "backbone", "features")
+    outcome = files.join(
+        store.select("content_hash", "backbone", "rejection"), "content_hash", "left"
     )
-
-
-def _changes(
-    current: DataFrame, previous: DataFrame | None, values: DataFrame | None = None
-) -> DataFrame:
-    """Rows of ``current`` not in ``previous`` (same path, bytes and backbone), and deletes of
-    the paths of ``previous`` no longer in ``current``. Only keys are compared; ``values``
-    (keyed by ``content_hash``), when given, complete the changed rows only."""
-
-    def completed(rows: DataFrame) -> DataFrame:
-        if values is None:
-            return rows
-        extra = [name for name in values.columns if name != "content_hash"]
-        return rows.join(values, "content_hash").select(*rows.columns, *extra)
-
-    if previous is None:
-        return delta.upserts(completed(current))
-    row_identity = ["path", "content_hash", "backbone"]
-    new_rows = current.join(previous.select(*row_identity), row_identity, "left_anti")
-    gone = previous.select("path").join(current.select("path"), "path", "left_anti")
-    changed = delta.upserts(completed(new_rows))
-    return changed.unionByName(delta.deletes(gone, changed))
+    refused = outcome.where(F.col("backbone").isNull() | F.col("rejection").isNotNull()).select(
+        "path",
+        "label",
+        "split",
+        "content_hash",
+        F.coalesce("backbone", F.lit(backbone_fingerprint)).alias("backbone"),
+        # Not in the store at all cannot happen after a run; if it did, the file still counts.
+        F.coalesce("rejection", F.lit("not featurized")).alias("reason"),
+    )
+    return accepted, refused
 
 
 def summarize(  # noqa: PLR0913, PLR0917 - the run's tables and their changes
@@ -221,7 +181,7 @@ def summarize(  # noqa: PLR0913, PLR0917 - the run's tables and their changes
         RuntimeError: If accepted + rejected differs from the number of image files
             (an internal error: no file may be lost or counted twice).
     """
-    # Counts of Delta tables come from their statistics; only the rejected (few) are grouped.
+    # The views' counts are joins of keys (no features read); only the rejected are grouped.
     files, accepted = images.count(), image_features.count()
     distinct_contents = image_feature_store.count()
     reason_counts = (

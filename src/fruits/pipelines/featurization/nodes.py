@@ -71,20 +71,11 @@ def update_feature_store(
 
 
 def publish_features(
-    images: DataFrame,
-    image_feature_store: DataFrame,
-    previous_image_features: DataFrame | None,
-    previous_rejected_images: DataFrame | None,
-    exported_backbone: PortableBackbone,
-) -> tuple[TableChanges, TableChanges]:
-    """One row per image file: in ``image_features``, or in ``rejected_images`` with a reason."""
-    return feature_store.publish(
-        images,
-        image_feature_store,
-        previous_image_features,
-        previous_rejected_images,
-        exported_backbone,
-    )
+    images: DataFrame, image_feature_store: DataFrame, exported_backbone: PortableBackbone
+) -> tuple[DataFrame, DataFrame]:
+    """One row per image file: in ``image_features``, or in ``rejected_images`` with a reason
+    (views of the image table and the store: nothing is written)."""
+    return feature_store.publish(images, image_feature_store, exported_backbone.fingerprint)
 
 
 def summarize_featurization(  # noqa: PLR0913, PLR0917 - the tables and their changes

@@ -2,8 +2,9 @@
 
 backbone_weights (+ previous_exported_backbone) -> prepared_backbone (+ images, to
 calibrate int8) -> exported_backbone; images +
-previous_image_feature_store -> image_feature_store (CNN on new contents only, merged) ->
-image_features (merged), rejected_images -> featurization_report (+ table_versions).
+previous_image_feature_store -> image_feature_store (CNN on new contents only, merged);
+images + image_feature_store -> image_features, rejected_images (views: nothing written) ->
+featurization_report (+ table_versions).
 """
 
 from kedro.pipeline import Node, Pipeline
@@ -53,13 +54,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 func=publish_features,
-                inputs=[
-                    "images",
-                    "image_feature_store",
-                    "previous_image_features",
-                    "previous_rejected_images",
-                    "exported_backbone",
-                ],
+                inputs=["images", "image_feature_store", "exported_backbone"],
                 outputs=["image_features", "rejected_images"],
                 name="publish_features",
             ),
