@@ -13,7 +13,7 @@ import pytest
 from kedro.io import DatasetError
 from PIL import Image
 
-from fruits.datasets import BackboneWeightsDataset, ImageFilesDataset
+from fruits.datasets import BackboneWeightsDataset, FeatureViewDataset, ImageFilesDataset
 from fruits.params import FeaturizationParams, IngestionParams
 from fruits.pipelines.featurization.nodes import prepare_backbone
 from fruits.spark.embedding import (
@@ -22,7 +22,7 @@ from fruits.spark.embedding import (
     featurize_images,
     partition_count,
 )
-from fruits.spark.feature_store import _store_changes
+from fruits.spark.feature_store import FEATURE_STORE_SCHEMA, _store_changes, publish
 from fruits.spark.image_table import describe
 from fruits.spark.sampling import calibration_contents
 from fruits.vision.backbone import BackboneWeights, PortableBackbone, build_backbone
@@ -321,3 +321,60 @@ def test_the_stores_counts_tell_new_reused_removed_and_invalidated_contents(spar
         3,
         {"reused": 0, "removed": 0, "invalidated": 0},
     )
+
+
+def test_each_file_is_in_exactly_one_view_with_its_contents_outcome(spark):
+    """Accepted: a content with features under the backbone; rejected: with a reason, under
+    another backbone only, or missing from the store. Two paths of one content share it."""
+    images = spark.createDataFrame(
+        [(f"/{name}.jpg", "Kiwi", "Training", content) for name, content in
+         [("a", "ok"), ("a copy", "ok"), ("b", "bad"), ("c", "stale"), ("d", "absent")]],
+        "path string, label string, split string, content_hash string",
+    )  # fmt: skip
+    store = spark.createDataFrame(
+        [("ok", "fp", [0.5, 1.5], None), ("bad", "fp", None, "empty file"),
+         ("stale", "old", [2.0, 3.0], None), ("gone", "fp", [4.0, 5.0], None)],
+        FEATURE_STORE_SCHEMA,
+    )  # fmt: skip
+    accepted, rejected = publish(images, store, "fp")
+    assert sorted((r.path, r.backbone, list(r.features)) for r in accepted.collect()) == [
+        ("/a copy.jpg", "fp", [0.5, 1.5]),
+        ("/a.jpg", "fp", [0.5, 1.5]),
+    ]
+    assert sorted((r.path, r.backbone, r.reason) for r in rejected.collect()) == [
+        ("/b.jpg", "fp", "empty file"),
+        ("/c.jpg", "fp", "not featurized"),
+        ("/d.jpg", "fp", "not featurized"),
+    ]
+    # Without a backbone (outside a run): the store's rows as they are.
+    anyone = publish(images, store)[0]
+    assert sorted(r.path for r in anyone.collect()) == ["/a copy.jpg", "/a.jpg", "/c.jpg"]
+
+
+def test_the_feature_view_is_the_runs_within_it_and_the_tables_outside(spark, tmp_path):
+    images_path, store_path = str(tmp_path / "images"), str(tmp_path / "store")
+    view = FeatureViewDataset(
+        images=images_path, image_feature_store=store_path, outcome="accepted"
+    )
+    with pytest.raises(DatasetError, match=r"images is not a Delta table yet: run the pipeline"):
+        view.load()
+    spark.createDataFrame(
+        [("/a.jpg", "Kiwi", "Training", "ok"), ("/b.jpg", "Kiwi", "Test", "bad")],
+        "path string, label string, split string, content_hash string",
+    ).write.format("delta").save(images_path)
+    spark.createDataFrame(
+        [("ok", "fp", [0.5], None), ("bad", "fp", None, "corrupt")], FEATURE_STORE_SCHEMA
+    ).write.format("delta").save(store_path)
+    assert [r.path for r in view.load().collect()] == ["/a.jpg"]
+    rejected = FeatureViewDataset(
+        images=images_path, image_feature_store=store_path, outcome="rejected"
+    ).load()
+    assert [(r.path, r.reason) for r in rejected.collect()] == [("/b.jpg", "corrupt")]
+    # Within a run: the DataFrame the publishing node made, until Kedro releases it.
+    published = spark.createDataFrame([("/x.jpg",)], "path string")
+    view.save(published)
+    assert view.load() is published
+    view.release()
+    assert [r.path for r in view.load().collect()] == ["/a.jpg"]
+    with pytest.raises(DatasetError, match="outcome must be one of"):
+        FeatureViewDataset(images=images_path, image_feature_store=store_path, outcome="both")
