@@ -18,6 +18,7 @@ DATASETS = [
     "raw_images", "images", "backbone_weights", "exported_backbone", "image_features",
     "previous_image_feature_store", "image_feature_store", "rejected_images", "previous_images",
     "previous_pca_features", "image_table_changes", "table_versions", "featurization_report",
+    "previous_featurization_report",
     "pca_model", "pca_features", "explained_variance", "scree_plot",
     "fruit_classifier", "classifier_training", "classification_metrics",
     "sample_images_plot", "pca_scatter_plot", "confusion_matrix_plot",

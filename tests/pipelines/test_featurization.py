@@ -22,7 +22,7 @@ from fruits.spark.embedding import (
     featurize_images,
     partition_count,
 )
-from fruits.spark.feature_store import FEATURE_STORE_SCHEMA, _store_changes, publish
+from fruits.spark.feature_store import FEATURE_STORE_SCHEMA, _store_changes, publish, summarize
 from fruits.spark.image_table import describe
 from fruits.spark.sampling import calibration_contents
 from fruits.vision.backbone import BackboneWeights, PortableBackbone, build_backbone
@@ -378,3 +378,50 @@ def test_the_feature_view_is_the_runs_within_it_and_the_tables_outside(spark, tm
     assert [r.path for r in view.load().collect()] == ["/a.jpg"]
     with pytest.raises(DatasetError, match="outcome must be one of"):
         FeatureViewDataset(images=images_path, image_feature_store=store_path, outcome="both")
+
+
+class _Unqueried:
+    """Stands for a table the code under test must not query."""
+
+    def __getattr__(self, name):
+        raise AssertionError(f"a table was queried ({name})")
+
+
+def test_a_report_over_unchanged_tables_reuses_the_last_counts_without_a_query():
+    unchanged = {"inserted": 0, "updated": 0, "deleted": 0}
+    # The image table untouched since version 3; the store got a commit without rows (sources).
+    versions = {
+        "images": {"read": 3, "written": [], **unchanged},
+        "image_feature_store": {"read": 5, "written": [6], **unchanged},
+    }
+    counts = {
+        "image_files": 9,
+        "accepted": 8,
+        "rejected": 1,
+        "distinct_contents": 7,
+        "rejection_reasons": {"empty file": 1},
+    }
+    previous = {
+        **counts,
+        "tables": {"images": {"read": 2, "written": [3]}, "image_feature_store": {"read": 5}},
+    }
+    previous["tables"]["image_feature_store"]["written"] = []
+    nothing_read = {"files_read": 0, "files_removed": 0, "raw_bytes_read": 0}
+    tables = [_Unqueried()] * 4
+    report = summarize(*tables, nothing_read, versions, previous)
+    assert report == {
+        **counts,
+        **nothing_read,
+        "contents_new": 0,
+        "contents_reused": 7,
+        "contents_removed": 0,
+        "contents_invalidated": 0,
+        "tables": versions,
+    }
+    # Another writer committed in between, or this run changed rows, or no earlier report:
+    # counted again.
+    moved = {**versions, "images": {**versions["images"], "read": 4}}
+    added = {**versions, "images": {**versions["images"], "written": [4], "inserted": 1}}
+    for table_versions, last in [(moved, previous), (added, previous), (versions, None)]:
+        with pytest.raises(AssertionError, match="a table was queried"):
+            summarize(*tables, nothing_read, table_versions, last)

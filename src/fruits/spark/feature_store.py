@@ -162,6 +162,11 @@ def publish(
     return accepted, refused
 
 
+# The tables the report's counts are read from, and those counts.
+_COUNTED_TABLES = ("images", "image_feature_store")
+_COUNTS = ("image_files", "accepted", "rejected", "distinct_contents", "rejection_reasons")
+
+
 def summarize(  # noqa: PLR0913, PLR0917 - the run's tables and their changes
     images: DataFrame,
     image_features: DataFrame,
@@ -169,29 +174,28 @@ def summarize(  # noqa: PLR0913, PLR0917 - the run's tables and their changes
     image_feature_store: DataFrame,
     image_table_changes: dict[str, Any],
     table_versions: dict[str, Any],
+    previous_report: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """What this run did: files read, accepted and rejected, contents new, reused and removed,
     and the Delta table versions it read and wrote.
 
     The store's changes come from the run's own commits (Delta's operation metrics):
     inserted rows are new contents, updated ones contents featurized again under a new
-    backbone, deleted ones contents gone; the others were reused.
+    backbone, deleted ones contents gone; the others were reused. The counts of files and
+    contents are those of ``previous_report`` (the last run's) when this run started from
+    the versions that run left and changed no row in them: no query at all.
 
     Raises:
         RuntimeError: If accepted + rejected differs from the number of image files
             (an internal error: no file may be lost or counted twice).
     """
-    # The views' counts are joins of keys (no features read); only the rejected are grouped.
-    files, accepted = images.count(), image_features.count()
-    distinct_contents = image_feature_store.count()
-    reason_counts = (
-        rejected_images.groupBy("reason").count().orderBy(F.desc("count"), "reason").take(20)
-    )
-    rejected = rejected_images.count()
-    if accepted + rejected != files:
-        raise RuntimeError(
-            f"{files} image files but {accepted} accepted + {rejected} rejected: please report."
-        )
+    counts = _counts_if_unchanged(previous_report, table_versions)
+    if counts is None:
+        counts = _counts(images, image_features, rejected_images, image_feature_store)
+    else:
+        logger.info("Featurization: tables unchanged since the last report, its counts reused.")
+    files, accepted, rejected = counts["image_files"], counts["accepted"], counts["rejected"]
+    distinct_contents = counts["distinct_contents"]
     store = table_versions["image_feature_store"]
     contents = {
         "new": store["inserted"],
@@ -206,7 +210,7 @@ def summarize(  # noqa: PLR0913, PLR0917 - the run's tables and their changes
         "rejected": rejected,
         "distinct_contents": distinct_contents,
         **{f"contents_{key}": value for key, value in contents.items()},
-        "rejection_reasons": {row["reason"]: row["count"] for row in reason_counts},
+        "rejection_reasons": counts["rejection_reasons"],
         "tables": table_versions,
     }
     logger.info(
@@ -216,3 +220,47 @@ def summarize(  # noqa: PLR0913, PLR0917 - the run's tables and their changes
         accepted, rejected, contents["new"], contents["reused"], contents["removed"],
     )  # fmt: skip
     return report
+
+
+def _counts(
+    images: DataFrame,
+    image_features: DataFrame,
+    rejected_images: DataFrame,
+    image_feature_store: DataFrame,
+) -> dict[str, Any]:
+    """Files, accepted, rejected (with the 20 most frequent reasons) and distinct contents."""
+    # The views' counts are joins of keys (no features read); only the rejected are grouped.
+    files, accepted = images.count(), image_features.count()
+    reason_counts = (
+        rejected_images.groupBy("reason").count().orderBy(F.desc("count"), "reason").take(20)
+    )
+    rejected = rejected_images.count()
+    if accepted + rejected != files:
+        raise RuntimeError(
+            f"{files} image files but {accepted} accepted + {rejected} rejected: please report."
+        )
+    return {
+        "image_files": files,
+        "accepted": accepted,
+        "rejected": rejected,
+        "distinct_contents": image_feature_store.count(),
+        "rejection_reasons": {row["reason"]: row["count"] for row in reason_counts},
+    }
+
+
+def _counts_if_unchanged(
+    previous_report: dict[str, Any] | None, table_versions: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The last report's counts if this run read the versions that run left (no other writer
+    since) and changed no row of them (no commit, or one recording sources only); else None."""
+    if not previous_report or any(key not in previous_report for key in _COUNTS):
+        return None
+    for name in _COUNTED_TABLES:
+        before, now = previous_report.get("tables", {}).get(name), table_versions[name]
+        if not before:
+            return None
+        left = before["written"][-1] if before["written"] else before["read"]
+        changed_rows = now["inserted"] + now["updated"] + now["deleted"]
+        if left is None or now["read"] != left or changed_rows:
+            return None
+    return {key: previous_report[key] for key in _COUNTS}

@@ -85,9 +85,10 @@ def summarize_featurization(  # noqa: PLR0913, PLR0917 - the tables and their ch
     image_feature_store: DataFrame,
     image_table_changes: dict[str, Any],
     table_versions: dict[str, Any],
+    previous_featurization_report: dict[str, Any] | None,
 ) -> dict[str, Any]:
     """Files read, accepted and rejected (with reasons), contents new, reused and removed,
-    and the table versions the run read and wrote."""
+    and the table versions the run read and wrote (counts reused when no row changed)."""
     return feature_store.summarize(
         images,
         image_features,
@@ -95,4 +96,5 @@ def summarize_featurization(  # noqa: PLR0913, PLR0917 - the tables and their ch
         image_feature_store,
         image_table_changes,
         table_versions,
+        previous_featurization_report,
     )

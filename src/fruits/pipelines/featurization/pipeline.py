@@ -67,6 +67,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "image_feature_store",
                     "image_table_changes",
                     "table_versions",
+                    "previous_featurization_report",
                 ],
                 outputs="featurization_report",
                 name="summarize_featurization",
