@@ -1,6 +1,6 @@
 """Delta Lake tables updated in place: keyed changes applied with one ``MERGE``.
 
-A table that follows the raw images (the image table, the feature store, the features) is
+A table that follows the raw images (the image table, the feature store, the PCA features) is
 never rewritten whole: a run describes its changes (``TableChanges``), one row per key
 marked ``upsert`` (insert or replace the row) or ``delete``, and ``apply_changes`` writes
 them in one commit; no change, no commit. Changes that only insert new keys, the common
