@@ -137,7 +137,13 @@ def apply_changes(spark: SparkSession, path: str, changes: TableChanges, key: li
         return False
     built = changes.rows()
     counted = built if isinstance(built, CountedChanges) else None
-    rows = (counted.rows if counted else built).persist(StorageLevel.MEMORY_AND_DISK)
+    rows = counted.rows if counted else built
+    # Persisted only when read twice (their kinds counted, then written). Once written, Delta
+    # re-plans every cached query over the table (Spark's recache after a write): rows
+    # derived from the table itself (the store's new contents) would be planned again.
+    reread = exists and counted is None
+    if reread:
+        rows = rows.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         columns = [name for name in rows.columns if name != CHANGE]
         with extra_commit_metadata(spark, {"sources": changes.sources}):
@@ -171,7 +177,7 @@ def apply_changes(spark: SparkSession, path: str, changes: TableChanges, key: li
             )
             return True
     finally:
-        rows.unpersist()
+        rows.unpersist()  # also what a maker persisted (the image table's read files)
 
 
 def _kinds_and_held(
