@@ -107,14 +107,16 @@ def run_watched(raw: Path, data: Path, monkeypatch) -> tuple[dict, list[int], li
     from fruits.spark import feature_store  # noqa: PLC0415
 
     calls, looked_up = [], []
-    real, lookup = feature_store.featurize_images, delta._kinds_and_held
+    real, lookup = feature_store.featurize_images, delta.count_held
     with monkeypatch.context() as patch:
         # Counted when called: a Delta read is resolved when it runs, and after the run
         # the store holds these contents.
         spy = lambda *a, **k: calls.append(a[0].count()) or real(*a, **k)  # noqa: E731
         patch.setattr(feature_store, "featurize_images", spy)
+        # Named by the folder of the table's files (each table has some after a first run).
+        table_name = lambda frame: Path(frame.inputFiles()[0]).parent.name  # noqa: E731
         patch.setattr(
-            delta, "_kinds_and_held", lambda *a: looked_up.append(Path(a[1]).name) or lookup(*a)
+            delta, "count_held", lambda *a: looked_up.append(table_name(a[1])) or lookup(*a)
         )
         return run(raw, data), calls, looked_up
 

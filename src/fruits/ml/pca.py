@@ -266,7 +266,7 @@ def project_features(
     """
     identity = ["path", "content_hash", "backbone"]
 
-    def rows() -> DataFrame:
+    def rows() -> DataFrame | delta.CountedChanges:
         to_project = image_features
         if previous_pca_features is not None:
             same_fit = previous_pca_features.where(F.col("pca_fit") == fit).select(*identity)
@@ -277,7 +277,12 @@ def project_features(
         gone = previous_pca_features.select("path").join(
             image_features.select("path"), "path", "left_anti"
         )
-        return projected.unionByName(delta.deletes(gone, projected))
+        changes = projected.unionByName(delta.deletes(gone, projected))
+        # Counted from the keys alone (nothing projected): the rows are then computed once,
+        # as they are written.
+        return delta.CountedChanges(
+            changes, delta.count_held(changes, previous_pca_features, ["path"])
+        )
 
     sources = {"image_features": delta.table_digest(image_features), "pca_fit": fit}
     return delta.TableChanges(rows=rows, sources=sources)

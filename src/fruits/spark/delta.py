@@ -183,10 +183,19 @@ def apply_changes(spark: SparkSession, path: str, changes: TableChanges, key: li
 def _kinds_and_held(
     spark: SparkSession, path: str, rows: DataFrame, key: list[str]
 ) -> dict[str, int]:
-    """The kinds of change in ``rows``, each with how many of its keys the table at
-    ``path`` holds already: one query (the table's key columns only are read)."""
-    held = spark.read.format("delta").load(path).select(*key, F.lit(True).alias(_HELD))
-    counted = rows.select(CHANGE, *key).join(held, key, "left").groupBy(CHANGE)
+    """``count_held`` against the table at ``path``."""
+    return count_held(rows, spark.read.format("delta").load(path), key)
+
+
+def count_held(changes: DataFrame, table: DataFrame, key: list[str]) -> dict[str, int]:
+    """The kinds of change in ``changes``, each with how many of its keys ``table`` holds
+    already (``CountedChanges.held``): one query of the key columns only.
+
+    A maker whose changes' keys cost less than their rows (the projection is not computed
+    for them) counts them so; its changes are then written once, not persisted.
+    """
+    held = table.select(*key, F.lit(True).alias(_HELD))
+    counted = changes.select(CHANGE, *key).join(held, key, "left").groupBy(CHANGE)
     return {row[CHANGE]: row["held"] for row in counted.agg(F.count(_HELD).alias("held")).collect()}
 
 

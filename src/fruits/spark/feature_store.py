@@ -17,6 +17,7 @@ from pyspark.sql.types import ArrayType, FloatType, StringType, StructField, Str
 from fruits.params import FeaturizationParams
 from fruits.spark import delta
 from fruits.spark.embedding import featurize_images
+from fruits.spark.frames import empty_rows
 from fruits.vision.backbone import PortableBackbone
 
 logger = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ def update(
         featurized = delta.upserts(
             featurize_images(distinct_new, backbone, settings, new)
             if new
-            else images.sparkSession.createDataFrame([], FEATURE_STORE_SCHEMA)
+            else empty_rows(images.sparkSession, FEATURE_STORE_SCHEMA)
         )
         gone = previous_image_feature_store.select("content_hash").join(
             images.select("content_hash"), "content_hash", "left_anti"

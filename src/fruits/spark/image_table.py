@@ -16,6 +16,7 @@ from pyspark.sql import functions as F
 
 from fruits.params import IngestionParams
 from fruits.spark import delta
+from fruits.spark.frames import path_rows
 from fruits.spark.listing import RawFiles
 
 logger = logging.getLogger(__name__)
@@ -65,9 +66,7 @@ def changes(
             return delta.TableChanges(rows=None), empty
         spark = previous_images.sparkSession
         read = raw_files.read([path for path, _, gone in differing if not gone])
-        removed = spark.createDataFrame(
-            [(path,) for path, _, gone in differing if gone], "path string"
-        )
+        removed = path_rows(spark, [path for path, _, gone in differing if gone])
         # How many of the changed keys the table holds, known from this join: no query.
         upserts_in_table = [was for _, was, gone in differing if not gone]
         deletes = sum(gone for _, _, gone in differing)

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from fruits.spark.frames import path_rows
+
 # Hadoop's glob characters: a file name holding one is escaped to be read as itself.
 _GLOB_SPECIALS = re.compile(r"([\\\[\]{}*?])")
 
@@ -50,7 +52,7 @@ class RawFiles:
         """The same columns for these files only: only their bytes are read."""
         spark = self.listed.sparkSession
         with_bytes = [path for path in paths if path not in self.empty_paths]
-        rows = _without_bytes(spark.createDataFrame([], "path string"))
+        rows = _without_bytes(path_rows(spark, []))
         if with_bytes:
             escaped = [_GLOB_SPECIALS.sub(r"\\\1", path) for path in with_bytes]
             rows = (
@@ -65,7 +67,7 @@ class RawFiles:
             )
         # Files without bytes, and any that lost them since the listing (the scan skips
         # zero-byte files): rows without bytes.
-        asked = spark.createDataFrame([(path,) for path in paths], "path string")
+        asked = path_rows(spark, paths)
         missing = asked.join(rows.select("path"), "path", "left_anti")
         return rows.unionByName(_without_bytes(missing))
 
