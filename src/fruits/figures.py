@@ -50,6 +50,19 @@ def sources_of(*inputs: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
+# What the scree plot shows of the PCA's report (a reused fit's report changes elsewhere).
+SCREE_PLOT_FIELDS = (
+    "explained_variance_ratio",
+    "cumulative_explained_variance",
+    "k",
+    "k_source",
+    "variance_target",
+    "variance_at_k",
+    "n_images",
+    "n_features",
+)
+
+
 def scree_plot(explained_variance: dict[str, Any]) -> Figure:
     """Scree plot: per-component and cumulative explained variance, with k marked."""
     ratios = np.asarray(explained_variance["explained_variance_ratio"])

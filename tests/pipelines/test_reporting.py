@@ -6,7 +6,11 @@ from PIL import Image
 
 from fruits import figures
 from fruits.params import PcaScatterParams, SampleImagesParams
-from fruits.pipelines.reporting.nodes import plot_pca_scatter, plot_sample_images
+from fruits.pipelines.reporting.nodes import (
+    plot_explained_variance,
+    plot_pca_scatter,
+    plot_sample_images,
+)
 
 PLOTS = ["scree_plot", "sample_images", "pca_scatter", "confusion_matrix"]
 
@@ -16,6 +20,23 @@ PLOTS = ["scree_plot", "sample_images", "pca_scatter", "confusion_matrix"]
 def test_pipeline_run_wrote_every_plot(pipeline_run, name):
     with Image.open(pipeline_run.data_root / "08_reporting" / f"{name}.png") as plot:
         assert plot.format == "PNG" and plot.width >= 600 and plot.height >= 400
+
+
+def test_the_scree_plot_is_drawn_again_only_when_what_it_shows_changes():
+    ratios = [0.5, 0.3, 0.2]
+    fitted = {
+        "explained_variance_ratio": ratios, "cumulative_explained_variance": [0.5, 0.8, 1.0],
+        "k": 2, "k_source": "variance_target", "variance_target": 0.8, "variance_at_k": 0.8,
+        "n_images": 40, "n_features": 3, "fit": "a", "fitted_rows": 40, "changed_since_fit": 0,
+        "input_digest": "1:aa",
+    }  # fmt: skip
+    # The fit reused on new images: its report counts them, the figure is the same.
+    reused = {**fitted, "changed_since_fit": 4, "input_digest": "2:bb"}
+    assert plot_explained_variance(reused).sources == plot_explained_variance(fitted).sources
+    refit = {**fitted, "k": 3, "variance_at_k": 1.0}
+    assert plot_explained_variance(refit).sources != plot_explained_variance(fitted).sources
+    figure = plot_explained_variance(reused).draw()
+    assert figure.axes[0].get_title() == "PCA of 40 images x 3 features"
 
 
 @pytest.mark.pipeline

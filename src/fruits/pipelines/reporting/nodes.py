@@ -49,9 +49,11 @@ def plot_pca_scatter(pca_features: DataFrame, params: PcaScatterParams) -> Figur
 
 
 def plot_explained_variance(explained_variance: dict[str, Any]) -> FigurePlan:
-    """Scree plot: per-component and cumulative explained variance, with k marked."""
+    """Scree plot: per-component and cumulative explained variance, with k marked (drawn
+    again only when those change: not when a reused fit's report counts new images)."""
+    shown = {field: explained_variance[field] for field in figures.SCREE_PLOT_FIELDS}
     return FigurePlan(
-        sources_of("scree_plot", explained_variance),
+        sources_of("scree_plot", shown),
         lambda: figures.scree_plot(explained_variance),
     )
 
