@@ -8,7 +8,8 @@ case of new photos, are appended: on two cores a ``MERGE`` costs 4 to 7 s of fix
 per table (source materialisation, touched-file search, rewrite) against about 1.5 s for an
 append, and a check of the keys (a join on the key columns only) tells them apart, unless
 the changes' maker counted them already (``CountedChanges``: the image table from its
-listing's join, the feature store from its own counts).
+listing's join, the feature store from its own counts, the PCA features from their keys
+alone, ``count_held``). Counted changes are written once and not persisted.
 
 Each commit records, in Delta's ``userMetadata``, the run that made it and the identity
 of the inputs the table was derived from (``sources``: digests of the input tables'
