@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from kedro.io import AbstractDataset
+from pyspark import SparkContext
 from pyspark.ml import PipelineModel
 
 from fruits.datasets.filesystems import filesystem, spark_uri
-from fruits.ml.local_models import LocalPipelineModel
+from fruits.ml.local_models import LocalPipelineModel, UnsupportedStageError
+from fruits.ml.spark_models import to_spark
 
 # Set on a model read from a directory: where it came from.
 _LOADED_FROM = "_fruits_loaded_from"
@@ -21,6 +23,10 @@ class SparkMLModelDataset(AbstractDataset[PipelineModel, PipelineModel]):
     and for ``s3://`` / ``s3a://`` URIs on a cluster. Saving overwrites, except a model
     read from this very directory (a reused model): it is there already, and rewriting it
     costs a second of Spark jobs and changes nothing.
+
+    A model is read with fsspec and pyarrow and rebuilt in the JVM (``fruits.ml.spark_models``:
+    the model ``PipelineModel.load`` returns, without its Spark job per file, ~1 s a model);
+    one with stages of other kinds is read by Spark.
 
     The model saved or loaded last is kept in memory: loading it again (a later node of
     the same run) costs one read of the model's small metadata file, which Spark rewrites
@@ -38,7 +44,10 @@ class SparkMLModelDataset(AbstractDataset[PipelineModel, PipelineModel]):
         written = self._written()
         if self._kept is not None and self._kept[0] == written:  # never kept without one
             return self._kept[1]
-        model = PipelineModel.load(self._filepath)
+        try:
+            model = to_spark(self.load_without_spark(), SparkContext.getOrCreate())
+        except UnsupportedStageError:
+            model = PipelineModel.load(self._filepath)
         setattr(model, _LOADED_FROM, self._filepath)
         self._keep(model, written)
         return model
@@ -52,7 +61,8 @@ class SparkMLModelDataset(AbstractDataset[PipelineModel, PipelineModel]):
 
     def load_without_spark(self) -> LocalPipelineModel:
         """The same model applied with NumPy, no JVM: for a handful of predictions."""
-        return LocalPipelineModel(self._filepath)
+        model_filesystem, path = filesystem(self._filepath)
+        return LocalPipelineModel(path, filesystem=model_filesystem)
 
     def _release(self) -> None:
         self._kept = None

@@ -19,11 +19,11 @@ import numpy as np
 import pyarrow.parquet as pq
 
 # Spark ML's vector and matrix encodings: type 0 = sparse, 1 = dense.
-_SPARSE, _DENSE = 0, 1
+SPARSE, DENSE = 0, 1
 
 
 def _vector(encoded: dict[str, Any]) -> np.ndarray:
-    if encoded["type"] == _DENSE:
+    if encoded["type"] == DENSE:
         return np.asarray(encoded["values"], dtype=np.float64)
     vector = np.zeros(encoded["size"], dtype=np.float64)
     vector[np.asarray(encoded["indices"], dtype=np.int64)] = encoded["values"]
@@ -33,7 +33,7 @@ def _vector(encoded: dict[str, Any]) -> np.ndarray:
 def _matrix(encoded: dict[str, Any]) -> np.ndarray:
     rows, cols, values = encoded["numRows"], encoded["numCols"], encoded["values"]
     transposed = encoded["isTransposed"]
-    if encoded["type"] == _DENSE:
+    if encoded["type"] == DENSE:
         # Column-major, or row-major when transposed.
         order = "C" if transposed else "F"
         return np.asarray(values, dtype=np.float64).reshape((rows, cols), order=order)
@@ -49,13 +49,23 @@ def _matrix(encoded: dict[str, Any]) -> np.ndarray:
     return matrix
 
 
+class UnsupportedStageError(ValueError):
+    """A saved stage of a kind this module cannot apply (nor ``fruits.ml.spark_models`` rebuild)."""
+
+
 @dataclass
 class LocalStage:
-    """One fitted stage: its Spark class name, parameters and fitted arrays."""
+    """One fitted stage: its Spark class name, parameters and fitted arrays.
+
+    ``uid`` and ``metadata`` (the saved JSON line as is) let ``fruits.ml.spark_models``
+    rebuild the Spark stage with Spark's own parameter reader.
+    """
 
     spark_class: str
     params: dict[str, Any]
     data: dict[str, Any] = field(default_factory=dict)
+    uid: str = ""
+    metadata: str = ""
     _arrays: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
@@ -79,27 +89,48 @@ class LocalPipelineModel:
     """A saved ``pyspark.ml.PipelineModel`` applied with NumPy.
 
     Args:
-        path: The model's directory (local path or fsspec URI such as ``s3://``).
+        path: The model's directory (local path or fsspec URI such as ``s3://``), or the
+            path within ``filesystem`` when given.
         storage_options: Passed to fsspec for remote paths.
+        filesystem: The fsspec file system holding ``path`` (a dataset's, with its settings).
+
+    Raises:
+        UnsupportedStageError: A stage of a kind not in ``SUPPORTED``.
     """
 
     SUPPORTED = ("StandardScalerModel", "PCAModel", "LogisticRegressionModel", "IndexToString")
 
-    def __init__(self, path: str, storage_options: dict[str, Any] | None = None) -> None:
-        self._fs, self._root = fsspec.core.url_to_fs(path, **(storage_options or {}))
-        metadata = self._metadata(self._root)
+    def __init__(
+        self,
+        path: str,
+        storage_options: dict[str, Any] | None = None,
+        filesystem: fsspec.AbstractFileSystem | None = None,
+    ) -> None:
+        if filesystem is None:
+            self._fs, self._root = fsspec.core.url_to_fs(path, **(storage_options or {}))
+        else:
+            self._fs, self._root = filesystem, path
+        self.metadata = self._metadata(self._root)
+        metadata = json.loads(self.metadata)
+        self.uid = metadata["uid"]
         stage_dirs = {
             d.rsplit("/", 1)[-1]: d for d in self._fs.ls(f"{self._root}/stages", detail=False)
         }
         self.stages = []
         for index, uid in enumerate(metadata["paramMap"]["stageUids"]):
             stage_dir = stage_dirs[f"{index}_{uid}"]
-            stage_metadata = self._metadata(stage_dir)
-            stage = LocalStage(stage_metadata["class"], {
-                **stage_metadata.get("defaultParamMap", {}), **stage_metadata["paramMap"]
-            })  # fmt: skip
+            saved = self._metadata(stage_dir)
+            stage_metadata = json.loads(saved)
+            stage = LocalStage(
+                stage_metadata["class"],
+                {**stage_metadata.get("defaultParamMap", {}), **stage_metadata["paramMap"]},
+                uid=uid,
+                metadata=saved,
+            )
             if stage.kind not in self.SUPPORTED:
-                raise ValueError(f"{path}: stage {stage.kind} cannot be applied without Spark.")
+                raise UnsupportedStageError(
+                    f"{path}: stage {stage.kind} cannot be applied without Spark."
+                )
             if self._fs.exists(f"{stage_dir}/data"):
                 table = pq.read_table(f"{stage_dir}/data", filesystem=self._fs)
                 stage.data = table.to_pylist()[0]
@@ -111,9 +142,10 @@ class LocalPipelineModel:
             json.dumps(fitted, sort_keys=True, default=str).encode()
         ).hexdigest()[:16]
 
-    def _metadata(self, directory: str) -> dict[str, Any]:
+    def _metadata(self, directory: str) -> str:
+        """The saved metadata's JSON line, as Spark wrote it."""
         with self._fs.open(f"{directory}/metadata/part-00000", "r") as handle:
-            return json.loads(handle.readline())
+            return handle.readline()
 
     def transform(self, vectors: np.ndarray) -> dict[str, Any]:
         """Apply every stage to a batch of row vectors.

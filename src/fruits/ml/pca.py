@@ -14,14 +14,13 @@ import numpy as np
 import pyarrow as pa
 from pyspark import SparkContext
 from pyspark.ml import PipelineModel
-from pyspark.ml.common import _py2java
 from pyspark.ml.feature import PCAModel, StandardScaler
 from pyspark.ml.functions import array_to_vector, vector_to_array
-from pyspark.ml.linalg import DenseMatrix, DenseVector
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from fruits.errors import FruitsInputError
+from fruits.ml.spark_models import java_pca_model
 from fruits.spark import delta
 
 # Column names of the PCA model's input and output, for users applying it to new images.
@@ -61,18 +60,10 @@ def principal_axes(covariance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _pca_model(
     spark_context: SparkContext, axes: np.ndarray, ratios: np.ndarray, input_col: str
 ) -> PCAModel:
-    """A genuine Spark ML ``PCAModel`` (transform, save, load) holding the given axes.
-
-    Spark keeps the constructor package-private, so it is called through the JVM.
-    """
-    n_features, k = axes.shape
-    java_model = spark_context._jvm.org.apache.spark.ml.feature.PCAModel(
-        spark_context._jvm.org.apache.spark.ml.util.Identifiable.randomUID("pca"),
-        _py2java(spark_context, DenseMatrix(n_features, k, axes.ravel(order="F").tolist())),
-        _py2java(spark_context, DenseVector(ratios.tolist())),
-    )
-    pca = PCAModel(java_model)
-    pca._set(k=k, inputCol=input_col, outputCol=PCA_VECTOR)
+    """A genuine Spark ML ``PCAModel`` (transform, save, load) holding the given axes."""
+    uid = spark_context._jvm.org.apache.spark.ml.util.Identifiable.randomUID("pca")
+    pca = PCAModel(java_pca_model(spark_context, uid, axes, ratios))
+    pca._set(k=axes.shape[1], inputCol=input_col, outputCol=PCA_VECTOR)
     return pca
 
 
