@@ -159,9 +159,9 @@ def test_runs_only_pay_for_new_contents(tmp_path, monkeypatch):
     shutil.copy2(images[0], duplicate)
     added, calls, looked_up = run_watched(raw, data, monkeypatch)
     assert calls == [2]  # inference on exactly the 2 new contents
-    # The image table and the store knew their changes' keys: no query looked them up.
-    assert "images" not in looked_up and "image_feature_store" not in looked_up
-    assert "pca_features" in looked_up
+    # Every table's changes were counted by their maker (the image table from its listing,
+    # the store from its counts, the PCA features by the refit check): none looked up.
+    assert looked_up == []
     assert (added["contents_new"], added["contents_reused"], added["image_files"]) == (2, 20, 23)
     # Only the 3 new files were read.
     assert added["files_read"] == 3

@@ -7,9 +7,11 @@ from sklearn.decomposition import PCA as SklearnPCA
 from sklearn.preprocessing import StandardScaler as SklearnStandardScaler
 
 from fruits.errors import FruitsInputError
-from fruits.ml.pca import choose_k, feature_moments, fit_pca, project, rows_changed
+from fruits.ml import pca
+from fruits.ml.pca import choose_k, compare_with_projection, feature_moments, fit_pca, project
 from fruits.params import ReductionParams
 from fruits.pipelines.reduction.nodes import fit_or_reuse_pca
+from fruits.spark import delta
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +97,7 @@ def delta_features(spark, frame, path):
 
 def test_pca_is_reused_for_the_same_table_version_and_settings(spark, image_features, tmp_path):
     table = delta_features(spark, image_features, tmp_path / "features")
-    model, report = fit_or_reuse_pca(table, settings(), None, None, None)
+    model, report, _ = fit_or_reuse_pca(table, settings(), None, None, None)
     assert report["fitted_rows"] == 88 and report["changed_since_fit"] == 0
     same_version = spark.read.format("delta").load(str(tmp_path / "features"))
     reused = fit_or_reuse_pca(same_version, settings(), model, report, None)
@@ -109,11 +111,12 @@ def test_pca_is_reused_for_the_same_table_version_and_settings(spark, image_feat
 def test_new_images_below_the_share_are_projected_on_the_same_fit(spark, image_features, tmp_path):
     """Changes since the fit add up run after run; above refit_change_share, a refit."""
     first = delta_features(spark, image_features.limit(80), tmp_path / "features")
-    model, report = fit_or_reuse_pca(first, settings(), None, None, None)
+    model, report, _ = fit_or_reuse_pca(first, settings(), None, None, None)
     projected = project(first, model).withColumn("pca_fit", F.lit(report["fit"])).localCheckpoint()
     more = delta_features(spark, image_features.limit(88), tmp_path / "features")  # 8 new
-    kept_model, kept = fit_or_reuse_pca(more, settings(), model, report, projected)
+    kept_model, kept, changes = fit_or_reuse_pca(more, settings(), model, report, projected)
     assert kept_model is model and kept["fit"] == report["fit"]
+    assert (changes["added"], changes["unchanged"], changes["replaced"]) == (8, 80, 0)
     assert kept["changed_since_fit"] == 8
     assert kept["input_digest"] != report["input_digest"]
     # 8 + 8 changes out of 80 fitted rows: 20%, still at most the share.
@@ -121,19 +124,20 @@ def test_new_images_below_the_share_are_projected_on_the_same_fit(spark, image_f
     assert again[0] is model and again[1]["changed_since_fit"] == 16
     # One more change goes above 20%: refit, on every current row.
     fewer = delta_features(spark, image_features.limit(87), tmp_path / "features")
-    refit_model, refit = fit_or_reuse_pca(fewer, settings(), model, again[1], projected)
+    refit_model, refit, _ = fit_or_reuse_pca(fewer, settings(), model, again[1], projected)
     assert refit_model is not model and refit["fit"] != report["fit"]
     assert refit["fitted_rows"] == 87 and refit["changed_since_fit"] == 0
     none_share = fit_or_reuse_pca(more, settings(refit_change_share=0.0), model, report, projected)
     assert none_share[0] is not model
 
 
-def test_rows_changed_counts_added_removed_and_changed_rows(spark):
+def test_projection_changes_count_added_removed_and_changed_rows(spark):
     """A row is its (path, content, backbone): new bytes or a new backbone under a path
     count once as added and once as removed; the other columns are not compared."""
     identity = ["path", "content_hash", "backbone"]
     projected = spark.createDataFrame(
-        [(f"p{i}", f"h{i}", "b1", 0.0) for i in range(10)], [*identity, "pca_value"]
+        [(f"p{i}", f"h{i}", "b1", "fit1" if i < 8 else "fit0") for i in range(10)],
+        [*identity, "pca_fit"],
     )
     current = spark.createDataFrame(
         [(f"p{i}", f"h{i}", "b1", 1.0) for i in range(3, 10)]  # p0-p2 removed; values differ
@@ -141,10 +145,45 @@ def test_rows_changed_counts_added_removed_and_changed_rows(spark):
         + [("p9", "h9-new", "b1", 1.0)],  # p9's bytes changed: also under its old identity
         [*identity, "features"],
     ).where(F.col("content_hash") != "h9")
-    assert rows_changed(current, projected) == 3 + 2 + 2
-    assert rows_changed(projected, projected) == 0
+    changes = compare_with_projection(current, projected, "fit1")
+    assert (changes.added, changes.removed, changes.replaced) == (2, 3, 1)
+    assert (changes.unchanged, changes.other_fit) == (5, 1)  # p3-p7 with fit1, p8 with fit0
+    assert changes.rows_changed == 3 + 2 + 2
+    assert compare_with_projection(projected, projected, "fit1").rows_changed == 0
     other_backbone = projected.withColumn("backbone", F.lit("b2"))
-    assert rows_changed(other_backbone, projected) == 20
+    assert compare_with_projection(other_backbone, projected, "fit1").rows_changed == 20
+
+
+def test_projection_changes_give_the_kinds_a_query_of_the_table_gives(
+    spark, image_features, tmp_path
+):
+    """The kinds counted by the refit check are those ``count_held`` finds in the changes
+    actually written: for the same fit (new, changed, removed images) and for a new fit."""
+    first = delta_features(spark, image_features.limit(80), tmp_path / "features")
+    model, report, _ = fit_or_reuse_pca(first, settings(), None, None, None)
+    table = str(tmp_path / "pca_features")
+    project(first, model).withColumn("pca_fit", F.lit(report["fit"])).write.format("delta").save(
+        table
+    )
+    previous = spark.read.format("delta").load(table)
+    # 8 new images, 5 removed, 2 with new bytes under their path.
+    later = delta_features(spark, image_features.limit(88), tmp_path / "later").where(
+        ~F.col("path").isin([row.path for row in image_features.limit(5).collect()])
+    )
+    changed_paths = [row.path for row in image_features.offset(10).limit(2).collect()]
+    later = later.withColumn(
+        "content_hash",
+        F.when(F.col("path").isin(changed_paths), F.lit("new bytes")).otherwise(
+            F.col("content_hash")
+        ),
+    )
+    changes = compare_with_projection(later, previous, report["fit"])
+    assert (changes.added, changes.removed, changes.replaced) == (8, 5, 2)
+    for fit in (report["fit"], "a new fit"):
+        made = pca.project_features(later, model, fit, previous, changes).rows()
+        queried = delta.count_held(made.rows, previous, ["path"])
+        assert made.held == queried == changes.held(fit)
+    assert changes.held("a new fit") == {delta.UPSERT: 75, delta.DELETE: 5}
 
 
 def test_feature_moments_equal_numpy_in_any_partitioning(spark, feature_matrix):

@@ -8,6 +8,7 @@ for any Spark ML model, and ``fruits.ml.local_models`` applies it with NumPy.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -209,17 +210,62 @@ def fit_pca(
     return pca_model, explained_variance
 
 
-def rows_changed(image_features: DataFrame, previous_pca_features: DataFrame) -> int:
-    """Image rows added, changed (new bytes, backbone) or removed since the last projection.
+@dataclass(frozen=True)
+class ProjectionChanges:
+    """How the image rows compare with the projected ones (``pca_features``), path by path.
 
-    Only keys are compared: ``path``, ``content_hash`` and ``backbone``.
+    Counted by one query of keys (``compare_with_projection``): the PCA's refit policy reads
+    ``rows_changed`` from it, and ``project_features`` the kinds of its changes (``held``),
+    so the projection's changes are not looked up in the table a second time.
     """
-    identity = ["path", "content_hash", "backbone"]
-    current = image_features.select(*identity, F.lit(True).alias("current"))
-    projected = previous_pca_features.select(*identity, F.lit(True).alias("projected"))
-    # One join counts both sides: rows only current were added, rows only projected removed.
-    unmatched = F.col("current").isNull() | F.col("projected").isNull()
-    return current.join(projected, identity, "full_outer").where(unmatched).count()
+
+    fit: str  # the fit of the rows counted ``unchanged``
+    added: int  # paths not projected
+    replaced: int  # paths projected with other bytes or another backbone
+    removed: int  # projected paths no longer among the images
+    unchanged: int  # the same image, projected with ``fit``
+    other_fit: int  # the same image, projected with another fit
+
+    @property
+    def rows_changed(self) -> int:
+        """Rows added, changed or removed; a changed row counts once added, once removed."""
+        return self.added + 2 * self.replaced + self.removed
+
+    def held(self, fit: str) -> dict[str, int]:
+        """``delta.CountedChanges.held`` of ``project_features``' changes with ``fit``:
+        the images to project (all of them with a new fit), and the removed paths."""
+        reprojected = self.other_fit + (0 if fit == self.fit else self.unchanged)
+        held = {}
+        if self.added + self.replaced + reprojected:
+            held[delta.UPSERT] = self.replaced + reprojected
+        if self.removed:
+            held[delta.DELETE] = self.removed
+        return held
+
+
+def compare_with_projection(
+    image_features: DataFrame, previous_pca_features: DataFrame, fit: str
+) -> ProjectionChanges:
+    """Count how ``image_features`` compare with ``previous_pca_features`` (projected with
+    ``fit`` or not): one full outer join of keys (``path``, ``content_hash``, ``backbone``)."""
+    identity = F.struct("content_hash", "backbone")
+    current = image_features.select("path", identity.alias("_current"))
+    projected = previous_pca_features.select(
+        "path", identity.alias("_projected"), (F.col("pca_fit") == fit).alias("_same_fit")
+    )
+    kind = (
+        F.when(F.col("_projected").isNull(), "added")
+        .when(F.col("_current").isNull(), "removed")
+        .when(~F.col("_current").eqNullSafe(F.col("_projected")), "replaced")
+        .when(F.col("_same_fit"), "unchanged")
+        .otherwise("other_fit")
+    )
+    joined = current.join(projected, "path", "full_outer")
+    counts = {
+        row["kind"]: row["count"] for row in joined.groupBy(kind.alias("kind")).count().collect()
+    }
+    kinds = ("added", "replaced", "removed", "unchanged", "other_fit")
+    return ProjectionChanges(fit, **{name: counts.get(name, 0) for name in kinds})
 
 
 def project(image_features: DataFrame, pca_model: PipelineModel) -> DataFrame:
@@ -244,12 +290,15 @@ def project_features(
     pca_model: PipelineModel,
     fit: str,
     previous_pca_features: DataFrame | None,
+    projection_changes: ProjectionChanges | None = None,
 ) -> delta.TableChanges:
     """The changes of ``pca_features``: images projected on the first k components.
 
     With the same fit as the rows already there (``fit``, recorded in each row's
     ``pca_fit``), only images not yet projected are; with another fit, every image is.
     Nothing is computed when the features and the fit are those of the last projection.
+    The kinds of the changes come from ``projection_changes`` (the same two tables compared
+    already) or, without it, from a query of their keys.
 
     Returns:
         Changes keyed by ``path``: rows ``path``, ``label``, ``split``, ``content_hash``,
@@ -271,6 +320,8 @@ def project_features(
         changes = projected.unionByName(delta.deletes(gone, projected))
         # Counted from the keys alone (nothing projected): the rows are then computed once,
         # as they are written.
+        if projection_changes is not None:
+            return delta.CountedChanges(changes, projection_changes.held(fit))
         return delta.CountedChanges(
             changes, delta.count_held(changes, previous_pca_features, ["path"])
         )

@@ -18,7 +18,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "previous_explained_variance",
                     "previous_pca_features",
                 ],
-                outputs=["pca_model", "explained_variance"],
+                outputs=["pca_model", "explained_variance", "projection_changes"],
                 name="fit_pca",
             ),
             Node(
@@ -28,6 +28,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "pca_model",
                     "explained_variance",
                     "previous_pca_features",
+                    "projection_changes",
                 ],
                 outputs="pca_features",
                 name="project_features",
