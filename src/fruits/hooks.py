@@ -21,6 +21,7 @@ from fruits.errors import FruitsInputError
 from fruits.gdpr import require_eu_azure_region, require_eu_region
 from fruits.model_manifest import MODELS, ModelsMissingError, digests_on_storage
 from fruits.spark.delta import RUN_METADATA_KEY
+from fruits.spark.embedding import start_python_workers
 from fruits.spark.settings import as_spark_settings
 
 
@@ -215,6 +216,39 @@ def _label_spark_jobs(node_name: str) -> None:
     spark_context = SparkContext._active_spark_context  # noqa: SLF001 - None without Spark
     if spark_context is not None:
         spark_context.setJobGroup(node_name, f"Kedro node {node_name}")
+
+
+class EarlyPythonWorkers:
+    """Start the CNN's Python workers once the run knows it read new files, beside other work.
+
+    New or changed files (``image_table_changes``) mean contents the CNN may embed, a few
+    nodes later: the workers start then, in a background Spark job (about 3 s of a core,
+    overlapping the image table's MERGE), and the CNN job finds them ready. A run that read
+    nothing starts none. Best effort: a failure there is logged, the run goes on.
+    """
+
+    @hook_impl
+    def after_node_run(self, outputs: dict[str, Any]) -> None:
+        """After the image table's changes are known (before they are saved)."""
+        changes = outputs.get("image_table_changes")
+        started = SparkContext._active_spark_context is not None  # noqa: SLF001
+        if isinstance(changes, dict) and changes.get("files_read") and started:
+            # The run's session (a node's thread may have no active session of its own).
+            spark = SparkSession.builder.getOrCreate()
+            threading.Thread(
+                target=_start_python_workers, args=(spark,), name="python-workers", daemon=True
+            ).start()
+
+
+def _start_python_workers(spark: SparkSession) -> None:
+    """``start_python_workers`` as its own job group; a failure is logged, not raised."""
+    logger = logging.getLogger(__name__)
+    try:
+        spark.sparkContext.setJobGroup("python_workers", "Start the CNN's Python workers early")
+        workers = start_python_workers(spark)
+        logger.debug("Python workers started early: %s.", workers)
+    except Exception as error:  # noqa: BLE001 - an optimisation: the CNN job starts them anyway
+        logger.info("Python workers not started early (the CNN job will): %s", error)
 
 
 class RunSummary:

@@ -2,6 +2,7 @@
 
 from fruits.config import ProjectConfigLoader, class_archive, memory_share, project_jars
 from fruits.hooks import (
+    EarlyPythonWorkers,
     InputChecks,
     ModelManifestHook,
     NodeTimer,
@@ -12,7 +13,15 @@ from fruits.hooks import (
 
 # Spark first: the input checks list the raw images with Spark. OneWriter's lock is taken
 # once they passed (trylast), before any node.
-HOOKS = (SparkHooks(), OneWriter(), InputChecks(), NodeTimer(), RunSummary(), ModelManifestHook())
+HOOKS = (
+    SparkHooks(),
+    OneWriter(),
+    InputChecks(),
+    NodeTimer(),
+    EarlyPythonWorkers(),
+    RunSummary(),
+    ModelManifestHook(),
+)
 
 # Kedro's OmegaConfigLoader, refusing unknown run-time parameter names (fruits.config).
 CONFIG_LOADER_CLASS = ProjectConfigLoader

@@ -2,7 +2,9 @@
 
 import gc
 import io
+import os
 import shutil
+import threading
 import weakref
 from dataclasses import replace
 
@@ -14,6 +16,7 @@ from kedro.io import DatasetError
 from PIL import Image
 
 from fruits.datasets import BackboneWeightsDataset, FeatureViewDataset, ImageFilesDataset
+from fruits.hooks import EarlyPythonWorkers
 from fruits.params import FeaturizationParams, IngestionParams
 from fruits.pipelines.featurization.nodes import prepare_backbone
 from fruits.spark.embedding import (
@@ -21,6 +24,7 @@ from fruits.spark.embedding import (
     embedding_batch,
     featurize_images,
     partition_count,
+    start_python_workers,
 )
 from fruits.spark.feature_store import FEATURE_STORE_SCHEMA, _store_changes, publish, summarize
 from fruits.spark.image_table import describe
@@ -425,3 +429,29 @@ def test_a_report_over_unchanged_tables_reuses_the_last_counts_without_a_query()
     for table_versions, last in [(moved, previous), (added, previous), (versions, None)]:
         with pytest.raises(AssertionError, match="a table was queried"):
             summarize(*tables, nothing_read, table_versions, last)
+
+
+def test_python_workers_are_started_by_a_light_job(spark):
+    workers = start_python_workers(spark)
+    assert len(workers) == spark.sparkContext.defaultParallelism
+    assert os.getpid() not in workers
+    for worker in workers:
+        os.kill(worker, 0)  # alive, kept by Spark for the next Python tasks
+
+
+def test_python_workers_start_early_only_when_the_run_read_new_files(spark):
+    tracker, hook = spark.sparkContext.statusTracker(), EarlyPythonWorkers()
+    before = set(tracker.getJobIdsForGroup("python_workers"))
+
+    def started_jobs() -> list[str]:
+        for thread in threading.enumerate():
+            if thread.name == "python-workers":
+                thread.join(timeout=300)
+        new_jobs = set(tracker.getJobIdsForGroup("python_workers")) - before
+        return [tracker.getJobInfo(job).status for job in new_jobs]
+
+    hook.after_node_run(outputs={"image_table_changes": {"files_read": 0, "raw_bytes_read": 0}})
+    hook.after_node_run(outputs={"images": None})
+    assert started_jobs() == []
+    hook.after_node_run(outputs={"image_table_changes": {"files_read": 3, "raw_bytes_read": 9}})
+    assert started_jobs() == ["SUCCEEDED"]

@@ -6,7 +6,9 @@
 
 from __future__ import annotations
 
+import importlib
 import math
+import os
 import uuid
 from collections.abc import Iterator
 
@@ -14,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 from pyspark import SparkContext
 from pyspark.broadcast import Broadcast
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import to_arrow_schema
 from pyspark.sql.types import ArrayType, FloatType, StringType, StructField, StructType
@@ -93,6 +95,30 @@ def featurize_images(
     return embedded.select(
         "content_hash", F.lit(backbone.fingerprint).alias("backbone"), "features", "rejection"
     )
+
+
+def start_python_workers(spark: SparkSession) -> list[int]:
+    """Start the Python workers the CNN will run in, the embedder's modules imported.
+
+    A cold worker costs about 3 s (its interpreter, PySpark's worker, LiteRT and NumPy
+    imported) at the start of the first Python job, the CNN's; started by a light job while
+    the driver is busy elsewhere, that time overlaps other work. Spark reuses idle workers
+    (``spark.python.worker.reuse``, on by default) for the next Python tasks.
+
+    Returns:
+        The process id of the worker that ran each of its ``defaultParallelism`` tasks.
+    """
+
+    def import_embedder(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        importlib.import_module(embedder_module)  # for its cost, in the worker
+        for _ in batches:
+            pass
+        yield pa.RecordBatch.from_pydict({"worker": [os.getpid()]})
+
+    embedder_module = cached_embedder.__module__
+    tasks = spark.sparkContext.defaultParallelism
+    started = spark.range(tasks, numPartitions=tasks).mapInArrow(import_embedder, "worker long")
+    return [row.worker for row in started.collect()]
 
 
 def embedding_batch(
