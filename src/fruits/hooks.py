@@ -218,6 +218,10 @@ def _label_spark_jobs(node_name: str) -> None:
         spark_context.setJobGroup(node_name, f"Kedro node {node_name}")
 
 
+# The Spark job group of that early start (the Spark UI and event logs name it so).
+EARLY_START_JOB_GROUP = "python_workers"
+
+
 class EarlyPythonWorkers:
     """Start the CNN's Python workers once the run knows it read new files, beside other work.
 
@@ -244,7 +248,9 @@ def _start_python_workers(spark: SparkSession) -> None:
     """``start_python_workers`` as its own job group; a failure is logged, not raised."""
     logger = logging.getLogger(__name__)
     try:
-        spark.sparkContext.setJobGroup("python_workers", "Start the CNN's Python workers early")
+        spark.sparkContext.setJobGroup(
+            EARLY_START_JOB_GROUP, "Start the CNN's Python workers early"
+        )
         workers = start_python_workers(spark)
         logger.debug("Python workers started early: %s.", workers)
     except Exception as error:  # noqa: BLE001 - an optimisation: the CNN job starts them anyway

@@ -16,7 +16,7 @@ from kedro.io import DatasetError
 from PIL import Image
 
 from fruits.datasets import BackboneWeightsDataset, FeatureViewDataset, ImageFilesDataset
-from fruits.hooks import EarlyPythonWorkers
+from fruits.hooks import EARLY_START_JOB_GROUP, EarlyPythonWorkers
 from fruits.params import FeaturizationParams, IngestionParams
 from fruits.pipelines.featurization.nodes import prepare_backbone
 from fruits.spark.embedding import (
@@ -439,16 +439,20 @@ def test_python_workers_are_started_by_a_light_job(spark):
         os.kill(worker, 0)  # alive, kept by Spark for the next Python tasks
 
 
+def _python_worker_jobs(tracker) -> set[int]:
+    """The early-start jobs of this session, once every start thread has ended."""
+    for thread in threading.enumerate():
+        if thread.name == "python-workers":
+            thread.join(timeout=300)
+    return set(tracker.getJobIdsForGroup(EARLY_START_JOB_GROUP))
+
+
 def test_python_workers_start_early_only_when_the_run_read_new_files(spark):
     tracker, hook = spark.sparkContext.statusTracker(), EarlyPythonWorkers()
-    before = set(tracker.getJobIdsForGroup("python_workers"))
+    before = _python_worker_jobs(tracker)  # an earlier test's run may have started some
 
     def started_jobs() -> list[str]:
-        for thread in threading.enumerate():
-            if thread.name == "python-workers":
-                thread.join(timeout=300)
-        new_jobs = set(tracker.getJobIdsForGroup("python_workers")) - before
-        return [tracker.getJobInfo(job).status for job in new_jobs]
+        return [tracker.getJobInfo(job).status for job in _python_worker_jobs(tracker) - before]
 
     hook.after_node_run(outputs={"image_table_changes": {"files_read": 0, "raw_bytes_read": 0}})
     hook.after_node_run(outputs={"images": None})

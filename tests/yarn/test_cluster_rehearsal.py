@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import s3fs
 
+from fruits.hooks import EARLY_START_JOB_GROUP
 from fruits.vision.embedder import EMBEDDER_BUILT
 from tests.conftest import WEIGHTS_FILE, WEIGHTS_PARAMS, run_project
 from tests.helpers import read_delta, read_delta_folder
@@ -116,12 +117,26 @@ def assert_each_content_once_in_the_store() -> None:
     assert store["content_hash"].is_unique and len(store) == IMAGES
 
 
+def job_stages(events: list[dict], job_group: str) -> set[int]:
+    """The stages of the jobs of ``job_group`` (a Kedro node's name: fruits.hooks.NodeTimer)."""
+    return {
+        stage
+        for event in events
+        if event["Event"] == "SparkListenerJobStart"
+        and event.get("Properties", {}).get("spark.jobGroup.id") == job_group
+        for stage in event["Stage IDs"]
+    }
+
+
 def featurization_tasks(events: list[dict]) -> Counter:
-    """Successful tasks per executor of the featurization stage (the first mapInArrow one)."""
+    """Successful tasks per executor of the featurization stage: the feature store node's
+    first mapInArrow stage (the early start of the Python workers is another job's)."""
+    store_stages = job_stages(events, "update_feature_store")
     stages = [
         event["Stage Info"]["Stage ID"]
         for event in events
         if event["Event"] == "SparkListenerStageSubmitted"
+        and event["Stage Info"]["Stage ID"] in store_stages
         and "MapInArrow" in json.dumps(event["Stage Info"]["RDD Info"])
     ]
     featurization = min(stages)
@@ -147,8 +162,10 @@ def test_the_step_succeeds_in_cluster_mode_and_equals_a_local_run(local_run, clu
 
 def test_featurization_ran_on_two_executors_each_building_its_model_once(cluster_run):
     submission, _ = cluster_run
-    tasks = featurization_tasks(event_log(submission.application_id))
+    events = event_log(submission.application_id)
+    tasks = featurization_tasks(events)
     assert len(tasks) == 2 and min(tasks.values()) >= 2, tasks
+    assert job_stages(events, EARLY_START_JOB_GROUP)  # started early (fruits.hooks), on YARN too
     logs = submission.executor_logs()
     assert len(logs) == 2  # two executors, each in its own container
     for stderr in logs.values():
