@@ -218,7 +218,7 @@ def _label_spark_jobs(node_name: str) -> None:
         spark_context.setJobGroup(node_name, f"Kedro node {node_name}")
 
 
-# The Spark job group of that early start (the Spark UI and event logs name it so).
+# The early start's Spark job group (the Spark UI and event logs name it so) and its thread.
 EARLY_START_JOB_GROUP = "python_workers"
 
 
@@ -235,12 +235,12 @@ class EarlyPythonWorkers:
     def after_node_run(self, outputs: dict[str, Any]) -> None:
         """After the image table's changes are known (before they are saved)."""
         changes = outputs.get("image_table_changes")
-        started = SparkContext._active_spark_context is not None  # noqa: SLF001
-        if isinstance(changes, dict) and changes.get("files_read") and started:
+        spark_running = SparkContext._active_spark_context is not None  # noqa: SLF001
+        if isinstance(changes, dict) and changes.get("files_read") and spark_running:
             # The run's session (a node's thread may have no active session of its own).
             spark = SparkSession.builder.getOrCreate()
             threading.Thread(
-                target=_start_python_workers, args=(spark,), name="python-workers", daemon=True
+                target=_start_python_workers, args=(spark,), name=EARLY_START_JOB_GROUP, daemon=True
             ).start()
 
 

@@ -442,7 +442,7 @@ def test_python_workers_are_started_by_a_light_job(spark):
 def _python_worker_jobs(tracker) -> set[int]:
     """The early-start jobs of this session, once every start thread has ended."""
     for thread in threading.enumerate():
-        if thread.name == "python-workers":
+        if thread.name == EARLY_START_JOB_GROUP:
             thread.join(timeout=300)
     return set(tracker.getJobIdsForGroup(EARLY_START_JOB_GROUP))
 
