@@ -278,3 +278,40 @@ def test_unchanged_sources_compute_nothing(spark, tmp_path):
     assert not delta.apply_changes(spark, path, empty, ["key"])
     assert not delta.apply_changes(spark, path, delta.TableChanges(never, {"input": "v2"}), ["key"])
     assert pd.DataFrame(spark.read.format("delta").load(path).toPandas())["key"].tolist() == ["a"]
+
+
+def test_table_digest_follows_delta_versions_without_a_spark_job(spark, tmp_path):
+    path = str(tmp_path / "table")
+    rows = spark.createDataFrame([("a", 1)], "key string, value int")
+    rows.write.format("delta").save(path)
+    context = spark.sparkContext
+    context.setJobGroup("digest", "the digest of a Delta table")
+    try:
+        first = delta.table_digest(spark.read.format("delta").load(path))
+        # Read from the plan: no job (listing the files took one).
+        assert context.statusTracker().getJobIdsForGroup("digest") == []
+        spark.read.format("delta").load(path).inputFiles()
+        assert context.statusTracker().getJobIdsForGroup("digest") != []
+    finally:
+        context.setLocalProperty("spark.jobGroup.id", None)
+    again = spark.read.format("delta").load(path)
+    assert delta.table_digest(again.select("key").where("value > 0")) == first
+    rows.write.format("delta").mode("append").save(path)
+    appended = delta.table_digest(spark.read.format("delta").load(path))
+    assert appended != first
+    earlier = spark.read.format("delta").option("versionAsOf", 0).load(path)
+    assert delta.table_digest(earlier) == first
+    # The same place, made again: another table (a new id), though at version 0 again.
+    shutil.rmtree(path)
+    rows.write.format("delta").save(path)
+    assert delta.table_digest(spark.read.format("delta").load(path)) not in (first, appended)
+    # A join reads both tables; files of another format are listed instead.
+    other = str(tmp_path / "other")
+    rows.write.format("delta").save(other)
+    joined = (
+        spark.read.format("delta").load(path).join(spark.read.format("delta").load(other), "key")
+    )
+    assert delta.table_digest(joined) != delta.table_digest(spark.read.format("delta").load(path))
+    parquet = str(tmp_path / "parquet")
+    rows.write.parquet(parquet)
+    assert not delta.table_digest(spark.read.parquet(parquet)).startswith("delta:")

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from delta.tables import DeltaTable
+from py4j.protocol import Py4JError
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -74,14 +75,45 @@ class TableChanges:
 
 
 def table_digest(frame: DataFrame) -> str:
-    """The identity of a table as read: a digest of the data files of its version.
+    """The identity of the tables a frame reads, as read: for Delta tables, each one's
+    location, table id and version; for other files, a digest of the files themselves.
 
-    A Delta table's files are never modified and are named once, so the same files are
-    the same rows; a commit that changes rows changes the files. Costs a listing of the
-    version's files, not a read of the rows.
+    A Delta version is immutable (a commit that changes rows makes a new version; a table
+    made again at the same place gets a new id), so the same versions are the same rows.
+    Taken from the query's plan: no Spark job. Listing the version's files instead
+    (``inputFiles``) cost a file-filtering job per table and 0.6-0.9 s per call on a re-run.
     """
+    versions = _delta_versions(frame)
+    if versions is not None:
+        return f"delta:{hashlib.sha256(json.dumps(versions).encode()).hexdigest()[:32]}"
     files = sorted(frame.inputFiles())
     return f"{len(files)}:{hashlib.sha256(chr(10).join(files).encode()).hexdigest()[:32]}"
+
+
+# Plan leaves that read no files (rows made on the driver, ranges): no part of a digest,
+# as ``inputFiles`` ignores them too.
+_FILELESS_LEAVES = {"LocalRelation", "OneRowRelation", "Range", "LogicalRDD"}
+
+
+def _delta_versions(frame: DataFrame) -> list[list[Any]] | None:
+    """``[location, table id, version]`` of each Delta table the frame's plan reads, sorted;
+    None if it reads any other files, or the plan cannot be read so (then files are listed)."""
+    try:
+        leaves = frame._jdf.queryExecution().analyzed().collectLeaves().iterator()  # noqa: SLF001
+        versions = []
+        while leaves.hasNext():
+            leaf = leaves.next()
+            if leaf.nodeName() in _FILELESS_LEAVES:
+                continue
+            index = leaf.relation().location()  # a LogicalRelation over files, else an error
+            if not index.getClass().getName().endswith(".TahoeLogFileIndex"):
+                return None
+            snapshot = index.snapshotAtAnalysis()
+            location = index.deltaLog().dataPath().toString()
+            versions.append([location, snapshot.metadata().id(), snapshot.version()])
+        return sorted(versions)
+    except Py4JError:  # another relation, or another Delta release's internals
+        return None
 
 
 def upserts(rows: DataFrame) -> DataFrame:
@@ -271,6 +303,11 @@ class Maintenance:
 def maintain(spark: SparkSession, path: str, policy: Maintenance) -> None:
     """Compact and vacuum the table when ``policy`` says it is time, after a commit."""
     if policy.optimize_every <= 0:
+        return
+    # Fewer commits in all than the policy counts: no need to read the history (a Spark
+    # job and ~0.3 s per commit of a re-run).
+    versions = _delta_versions(spark.read.format("delta").load(path))
+    if versions and versions[0][2] + 1 < policy.optimize_every:
         return
     table = DeltaTable.forPath(spark, path)
     # VACUUM logs two commits of its own: they are maintenance, not changes.
