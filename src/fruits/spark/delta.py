@@ -116,6 +116,13 @@ def _delta_versions(frame: DataFrame) -> list[list[Any]] | None:
         return None
 
 
+def current_version(spark: SparkSession, path: str) -> int | None:
+    """The current version of the Delta table at ``path``, from a query's plan (no Spark
+    job); None if it cannot be read so."""
+    versions = _delta_versions(spark.read.format("delta").load(path))
+    return versions[0][2] if versions else None
+
+
 def upserts(rows: DataFrame) -> DataFrame:
     """``rows`` marked to be inserted, or to replace the row of the same key."""
     return rows.withColumn(CHANGE, F.lit(UPSERT))
@@ -306,8 +313,8 @@ def maintain(spark: SparkSession, path: str, policy: Maintenance) -> None:
         return
     # Fewer commits in all than the policy counts: no need to read the history (a Spark
     # job and ~0.3 s per commit of a re-run).
-    versions = _delta_versions(spark.read.format("delta").load(path))
-    if versions and versions[0][2] + 1 < policy.optimize_every:
+    version = current_version(spark, path)
+    if version is not None and version + 1 < policy.optimize_every:
         return
     table = DeltaTable.forPath(spark, path)
     # VACUUM logs two commits of its own: they are maintenance, not changes.
