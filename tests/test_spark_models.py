@@ -52,7 +52,7 @@ def test_every_stage_applied_locally_is_rebuilt():
 
 @pytest.mark.pipeline
 def test_the_runs_models_rebuilt_equal_spark_loaded(spark, pipeline_run):
-    """The PCA and the classifier of a real run: same stages, parameters and outputs, exactly."""
+    """The PCA and the classifier of a real run: same stages and parameters, same outputs."""
     models = pipeline_run.data_root / "06_models"
     rebuilt, loaded = {}, {}
     for name in ("pca_model", "fruit_classifier"):
