@@ -25,7 +25,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from delta.tables import DeltaTable
 from py4j.protocol import Py4JError
@@ -95,9 +95,17 @@ def table_digest(frame: DataFrame) -> str:
 _FILELESS_LEAVES = {"LocalRelation", "OneRowRelation", "Range", "LogicalRDD"}
 
 
-def _delta_versions(frame: DataFrame) -> list[list[Any]] | None:
-    """``[location, table id, version]`` of each Delta table the frame's plan reads, sorted;
-    None if it reads any other files, or the plan cannot be read so (then files are listed)."""
+class TableVersion(NamedTuple):
+    """A Delta table as a query reads it."""
+
+    location: str
+    table_id: str
+    version: int
+
+
+def _delta_versions(frame: DataFrame) -> list[TableVersion] | None:
+    """Each Delta table the frame's plan reads, sorted; None if it reads any other files, or
+    the plan cannot be read so (then files are listed)."""
     try:
         leaves = frame._jdf.queryExecution().analyzed().collectLeaves().iterator()  # noqa: SLF001
         versions = []
@@ -110,7 +118,7 @@ def _delta_versions(frame: DataFrame) -> list[list[Any]] | None:
                 return None
             snapshot = index.snapshotAtAnalysis()
             location = index.deltaLog().dataPath().toString()
-            versions.append([location, snapshot.metadata().id(), snapshot.version()])
+            versions.append(TableVersion(location, snapshot.metadata().id(), snapshot.version()))
         return sorted(versions)
     except Py4JError:  # another relation, or another Delta release's internals
         return None
@@ -120,7 +128,7 @@ def current_version(spark: SparkSession, path: str) -> int | None:
     """The current version of the Delta table at ``path``, from a query's plan (no Spark
     job); None if it cannot be read so."""
     versions = _delta_versions(spark.read.format("delta").load(path))
-    return versions[0][2] if versions else None
+    return versions[0].version if versions else None
 
 
 def upserts(rows: DataFrame) -> DataFrame:
