@@ -239,6 +239,32 @@ def test_new_keys_are_appended_and_known_ones_merged(spark, tmp_path):
     assert table.values.tolist() == [["b", 20], ["c", 3], ["d", 4], ["e", 5]]
 
 
+def test_table_properties_are_set_at_creation_or_before_the_next_commit_of_rows(spark, tmp_path):
+    feed = {"delta.enableChangeDataFeed": "true"}
+
+    def properties(path: str) -> dict[str, str]:
+        return {r.key: r.value for r in spark.sql(f"SHOW TBLPROPERTIES delta.`{path}`").collect()}
+
+    def apply(path: str, key: str, wanted: dict[str, str] | None) -> bool:
+        rows = delta.upserts(spark.createDataFrame([(key, 1)], "key string, value int"))
+        return delta.apply_changes(spark, path, delta.TableChanges(lambda: rows), ["key"], wanted)
+
+    created = str(tmp_path / "created")
+    assert apply(created, "a", feed)
+    assert properties(created)["delta.enableChangeDataFeed"] == "true"
+    # A table made without them (by an earlier release): set in a commit of its own.
+    older = str(tmp_path / "older")
+    assert apply(older, "a", None)
+    assert "delta.enableChangeDataFeed" not in properties(older)
+    assert apply(older, "b", feed)
+    assert properties(older)["delta.enableChangeDataFeed"] == "true"
+    operations = [row.operation for row in DeltaTable.forPath(spark, older).history().collect()]
+    assert sorted(operations) == ["SET TBLPROPERTIES", "WRITE", "WRITE"]
+    changed = spark.read.format("delta").option("readChangeFeed", "true")
+    inserted = changed.option("startingVersion", 2).load(older).select("key", "_change_type")
+    assert [tuple(row) for row in inserted.collect()] == [("b", "insert")]
+
+
 def test_counted_changes_are_applied_without_counting_them_again(spark, tmp_path, monkeypatch):
     path = str(tmp_path / "table")
     rows = spark.createDataFrame([("a", 1), ("b", 2)], "key string, value int")

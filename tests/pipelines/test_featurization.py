@@ -14,6 +14,7 @@ import pyarrow as pa
 import pytest
 from kedro.io import DatasetError
 from PIL import Image
+from pyspark.sql import functions as F
 
 from fruits.datasets import BackboneWeightsDataset, FeatureViewDataset, ImageFilesDataset
 from fruits.hooks import EARLY_START_JOB_GROUP, EarlyPythonWorkers
@@ -459,3 +460,73 @@ def test_python_workers_start_early_only_when_the_run_read_new_files(spark):
     assert started_jobs() == []
     hook.after_node_run(outputs={"image_table_changes": {"files_read": 3, "raw_bytes_read": 9}})
     assert started_jobs() == ["SUCCEEDED"]
+
+
+def _image_rows(spark, rows):
+    return spark.createDataFrame(
+        [(path, content_hash, content_hash.encode()) for path, content_hash in rows],
+        "path string, content_hash string, content binary",
+    )
+
+
+def _store_updates(spark, tmp_path, monkeypatch, caplog, change_data_feed: bool) -> dict:
+    """A store derived from an image table, then the table changed by four commits (as when
+    a run is killed between the two tables' commits): the store's update, and what it ran."""
+    from fruits.datasets import DeltaMergeDataset  # noqa: PLC0415
+    from fruits.spark import delta, feature_store  # noqa: PLC0415
+
+    featurized = []
+
+    def fake_cnn(contents, backbone, settings, count):
+        featurized.append(sorted(row.content_hash for row in contents.collect()))
+        return contents.select(
+            "content_hash", F.lit(backbone.fingerprint).alias("backbone"),
+            F.array(F.lit(1.0).cast("float")).alias("features"),
+            F.lit(None).cast("string").alias("rejection"),
+        )  # fmt: skip
+
+    monkeypatch.setattr(feature_store, "featurize_images", fake_cnn)
+    properties = {"delta.enableChangeDataFeed": "true"} if change_data_feed else None
+    images = DeltaMergeDataset(
+        filepath=str(tmp_path / "images"), key=["path"], properties=properties
+    )
+    store = DeltaMergeDataset(filepath=str(tmp_path / "store"), key=["content_hash"])
+    backbone = type("Backbone", (), {"fingerprint": "fp"})()
+
+    def commit(upserted=(), deleted=()):
+        rows = delta.upserts(_image_rows(spark, upserted))
+        gone = spark.createDataFrame([(path,) for path in deleted], "path string")
+        images.save(delta.TableChanges(rows=lambda: rows.unionByName(delta.deletes(gone, rows))))
+
+    commit([("/a", "x"), ("/b", "y"), ("/c", "x")])
+    store.save(feature_store.update(images.load(), None, backbone, None))
+    commit([("/d", "z"), ("/e", "y")])  # a new content, and a copy of a stored one
+    commit([("/a", "w")], deleted=["/b"])  # x still at /c, y still at /e
+    commit([("/f", "q")], deleted=["/c"])  # x gone from every path
+    commit(deleted=["/f"])  # q added, then removed before the store saw it
+    featurized.clear()
+    caplog.clear()
+    with caplog.at_level("INFO", logger="fruits.spark.feature_store"):
+        store.save(feature_store.update(images.load(), store.load(), backbone, None))
+    current = {row.content_hash for row in images.load().collect()}
+    stored = sorted(row.content_hash for row in store.load().collect())
+    return {"featurized": featurized, "stored": stored, "current": current, "log": caplog.text}
+
+
+@pytest.mark.parametrize("change_data_feed", [True, False])
+def test_the_store_follows_the_image_tables_changes_since_it_was_derived(
+    spark, tmp_path, monkeypatch, caplog, change_data_feed
+):
+    """With the change data feed, only the image rows changed since the store's last commit
+    are compared; without it, the whole table. Both give the store the same contents."""
+    updated = _store_updates(spark, tmp_path, monkeypatch, caplog, change_data_feed)
+    assert updated["featurized"] == [["w", "z"]]  # the CNN on the new contents only
+    assert updated["stored"] == sorted(updated["current"]) == ["w", "y", "z"]
+    if change_data_feed:
+        assert (
+            "2 new image contents, 1 removed (the image table's changes after version 0)"
+            in (updated["log"])
+        )
+    else:
+        assert "the whole table is compared with the store instead" in updated["log"]
+        assert "2 new image contents, 1 reused, 1 removed" in updated["log"]

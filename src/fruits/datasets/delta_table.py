@@ -26,8 +26,9 @@ class DeltaMergeDataset(AbstractDataset[delta.TableChanges, DataFrame | None]):
     Delta's commit protocol makes each version whole: a run killed mid-merge leaves the
     previous version current, and the files it wrote are unreferenced until ``VACUUM``.
     After a commit, the ``maintenance`` policy may compact the table and remove old files
-    (``fruits.spark.delta.Maintenance``). ``load`` returns the current version, or None
-    before the first save.
+    (``fruits.spark.delta.Maintenance``); ``properties`` are the table's Delta properties
+    (set at creation, or added before the next commit of rows). ``load`` returns the
+    current version, or None before the first save.
 
     A folder holding the snapshot store this table replaced (``_CURRENT`` naming a Parquet
     snapshot) is migrated when first loaded (in a run, under its lock): the current snapshot
@@ -35,25 +36,28 @@ class DeltaMergeDataset(AbstractDataset[delta.TableChanges, DataFrame | None]):
 
     Example catalog entry::
 
-        image_feature_store:
+        images:
           type: fruits.datasets.DeltaMergeDataset
-          filepath: s3a://bucket/data/04_feature/image_feature_store
-          key: [content_hash]
+          filepath: s3a://bucket/data/02_intermediate/images
+          key: [path]
           maintenance: {optimize_every: 20, vacuum_retention_hours: 168}
+          properties: {delta.enableChangeDataFeed: "true"}
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - the catalog entry's keys
         self,
         *,
         filepath: str,
         key: list[str],
         maintenance: dict[str, Any] | None = None,
+        properties: dict[str, str] | None = None,
         fs_args: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
         self._filepath = spark_uri(filepath)
         self._key = list(key)
         self._maintenance = delta.Maintenance.from_config(maintenance)
+        self._properties = {name: str(value) for name, value in (properties or {}).items()}
         self._fs_args = fs_args
         self.metadata = metadata
 
@@ -72,7 +76,7 @@ class DeltaMergeDataset(AbstractDataset[delta.TableChanges, DataFrame | None]):
     def save(self, data: delta.TableChanges) -> None:
         """Merge the changes in one commit, then maintain the table as its policy says."""
         spark = self._spark()
-        if delta.apply_changes(spark, self._filepath, data, self._key):
+        if delta.apply_changes(spark, self._filepath, data, self._key, self._properties):
             delta.maintain(spark, self._filepath, self._maintenance)
 
     def _migrate_snapshot_store(self) -> None:
@@ -104,4 +108,4 @@ class DeltaMergeDataset(AbstractDataset[delta.TableChanges, DataFrame | None]):
         return delta.is_table(self._spark(), self._filepath)
 
     def _describe(self) -> dict[str, Any]:
-        return {"filepath": self._filepath, "key": self._key}
+        return {"filepath": self._filepath, "key": self._key, "properties": self._properties}

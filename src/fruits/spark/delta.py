@@ -124,6 +124,31 @@ def _delta_versions(frame: DataFrame) -> list[TableVersion] | None:
         return None
 
 
+def table_version(frame: DataFrame) -> TableVersion | None:
+    """The version of the one Delta table ``frame`` reads (from its plan, no job); None if
+    it reads several tables, or other files."""
+    versions = _delta_versions(frame)
+    return versions[0] if versions is not None and len(versions) == 1 else None
+
+
+def changes_between(spark: SparkSession, since: TableVersion, until: TableVersion) -> DataFrame:
+    """The rows the commits after ``since`` up to ``until`` changed (Delta's change data
+    feed): the table's columns and ``_change_type`` (``insert``, ``delete``,
+    ``update_preimage``, ``update_postimage``), read from those commits' files only.
+
+    The table must record its changes (``delta.enableChangeDataFeed``) over the whole
+    range, and ``VACUUM`` must have left their files: otherwise reading raises (when
+    planned or when run), and the caller compares the whole tables instead.
+    """
+    return (
+        spark.read.format("delta")
+        .option("readChangeFeed", "true")
+        .option("startingVersion", since.version + 1)
+        .option("endingVersion", until.version)
+        .load(until.location)
+    )
+
+
 def current_version(spark: SparkSession, path: str) -> int | None:
     """The current version of the Delta table at ``path``, from a query's plan (no Spark
     job); None if it cannot be read so."""
@@ -165,9 +190,19 @@ def commit_metadata(row: Any) -> dict[str, Any]:
     return metadata if isinstance(metadata, dict) else {}
 
 
-def apply_changes(spark: SparkSession, path: str, changes: TableChanges, key: list[str]) -> bool:
+def apply_changes(
+    spark: SparkSession,
+    path: str,
+    changes: TableChanges,
+    key: list[str],
+    properties: dict[str, str] | None = None,
+) -> bool:
     """Write ``changes`` to the table at ``path`` in one commit (created if absent):
     appended when they only insert keys the table lacks, else merged.
+
+    ``properties`` (Delta table properties, e.g. ``delta.enableChangeDataFeed``) are set
+    when the table is created, and on a table made without them before the first commit
+    that changes rows (a commit of its own).
 
     Nothing is computed when the changes are known to be none (``rows`` None), or when the
     table's last commit was derived from the same sources.
@@ -180,9 +215,11 @@ def apply_changes(spark: SparkSession, path: str, changes: TableChanges, key: li
     if changes.rows is None:
         return False
     exists = is_table(spark, path)
-    if exists and changes.sources and _last_sources(spark, path) == changes.sources:
+    if exists and changes.sources and last_sources(spark, path) == changes.sources:
         logger.info("Delta table %s: its sources are unchanged, nothing to do.", path)
         return False
+    if exists and properties:
+        _add_missing_properties(spark, path, properties)
     built = changes.rows()
     counted = built if isinstance(built, CountedChanges) else None
     rows = counted.rows if counted else built
@@ -198,7 +235,9 @@ def apply_changes(spark: SparkSession, path: str, changes: TableChanges, key: li
             if not exists:
                 # A first run: the upserts are the table (an empty one still has a schema).
                 upserted = rows.where(F.col(CHANGE) == UPSERT).select(*columns)
-                upserted.write.format("delta").mode("overwrite").save(path)
+                upserted.write.format("delta").options(**(properties or {})).mode("overwrite").save(
+                    path
+                )
                 return True
             kinds = counted.held if counted else _kinds_and_held(spark, path, rows, key)
             if not kinds:
@@ -228,6 +267,19 @@ def apply_changes(spark: SparkSession, path: str, changes: TableChanges, key: li
         rows.unpersist()  # also what a maker persisted (the image table's read files)
 
 
+def _add_missing_properties(spark: SparkSession, path: str, properties: dict[str, str]) -> None:
+    """Set the ``properties`` the table lacks or holds with other values (one commit)."""
+    held = {
+        row["key"]: row["value"]
+        for row in spark.sql(f"SHOW TBLPROPERTIES delta.`{path}`").collect()
+    }
+    missing = {name: value for name, value in properties.items() if held.get(name) != value}
+    if missing:
+        logger.info("Delta table %s: setting its properties %s.", path, missing)
+        assignments = ", ".join(f"'{name}' = '{value}'" for name, value in missing.items())
+        spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ({assignments})")
+
+
 def _kinds_and_held(
     spark: SparkSession, path: str, rows: DataFrame, key: list[str]
 ) -> dict[str, int]:
@@ -251,8 +303,9 @@ def _sources_digest(sources: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(sources, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _last_sources(spark: SparkSession, path: str) -> dict[str, Any] | None:
-    """The sources recorded by the table's last commit that recorded any."""
+def last_sources(spark: SparkSession, path: str) -> dict[str, Any] | None:
+    """The sources recorded by the table's last commit that recorded any (None if none of
+    its last five did)."""
     for row in _latest_first(DeltaTable.forPath(spark, path).history(5)):
         metadata = commit_metadata(row)
         if "sources" in metadata:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from py4j.protocol import Py4JJavaError
+from pyspark.errors import AnalysisException, IllegalArgumentException
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, FloatType, StringType, StructField, StructType
@@ -17,7 +19,7 @@ from pyspark.sql.types import ArrayType, FloatType, StringType, StructField, Str
 from fruits.params import FeaturizationParams
 from fruits.spark import delta
 from fruits.spark.embedding import featurize_images
-from fruits.spark.frames import empty_rows
+from fruits.spark.frames import empty_rows, string_rows
 from fruits.vision.backbone import PortableBackbone
 
 logger = logging.getLogger(__name__)
@@ -48,46 +50,155 @@ def update(
     Nothing is computed when the image table and the backbone are those the store was
     last derived from.
 
+    The store's commits record the image table's version they were derived from: under
+    the same backbone, only the image rows changed since that version are looked at (the
+    table's change data feed: O(new), and right after a run killed between the two
+    tables' commits). Without that record or that feed, the whole image table is
+    compared with the store.
+
     Returns:
         The changes, keyed by ``content_hash``: upserts of new features (contents new, or
         cached under another backbone), deletes of contents gone.
     """
-    sources = {"images": delta.table_digest(images), "backbone": backbone.fingerprint}
+    images_version = delta.table_version(images)
+    sources = {
+        # The version itself (not a digest): where the next run's changes start from.
+        "images": images_version._asdict() if images_version else delta.table_digest(images),
+        "backbone": backbone.fingerprint,
+    }
 
     def rows() -> DataFrame | delta.CountedChanges:
-        contents = images.select("content_hash", "content")
         if previous_image_feature_store is None:  # a first run: nothing to join or to count
             files = images.count()  # bounds the distinct contents; from Delta's statistics
             logger.info("Feature store: first run, CNN on the contents of %d image files.", files)
-            distinct = contents.dropDuplicates(["content_hash"])
+            distinct = images.select("content_hash", "content").dropDuplicates(["content_hash"])
             return delta.upserts(featurize_images(distinct, backbone, settings, max(files, 1)))
-        new, kept = _store_changes(images, previous_image_feature_store, backbone.fingerprint)
-        logger.info(
-            "Feature store: CNN on %d new image contents, %d reused, %d removed, %d invalidated.",
-            new, kept["reused"], kept["removed"], kept["invalidated"],
-        )  # fmt: skip
-        cached = previous_image_feature_store.where(F.col("backbone") == backbone.fingerprint)
-        new_contents = contents.join(cached.select("content_hash"), "content_hash", "left_anti")
-        distinct_new = new_contents.dropDuplicates(["content_hash"])
-        featurized = delta.upserts(
-            featurize_images(distinct_new, backbone, settings, new)
-            if new
-            else empty_rows(images.sparkSession, FEATURE_STORE_SCHEMA)
-        )
-        gone = previous_image_feature_store.select("content_hash").join(
-            images.select("content_hash"), "content_hash", "left_anti"
-        )
-        changes = featurized.unionByName(delta.deletes(gone, featurized))
-        if kept["invalidated"]:  # new contents may be stored under another backbone
-            return changes
-        # Every stored row is under this backbone: new contents are new keys, and the
-        # contents gone are the stored ones removed. Counted already: no query.
-        held = {delta.UPSERT: 0} if new else {}
-        if kept["removed"]:
-            held[delta.DELETE] = kept["removed"]
-        return delta.CountedChanges(changes, held)
+        since = _images_derived_from(previous_image_feature_store, backbone.fingerprint)
+        # The same table (by its id: a data root moved or copied keeps it) at a later version.
+        if images_version and since and since.table_id == images_version.table_id:
+            try:
+                return _changes_since(
+                    images, previous_image_feature_store, since, images_version, backbone,
+                    settings,
+                )  # fmt: skip
+            except (AnalysisException, IllegalArgumentException, Py4JJavaError) as error:
+                reason = str(error).strip().splitlines()[0][:200]
+                logger.warning(
+                    "Feature store: the image table's changes since version %d cannot be "
+                    "read (%s); the whole table is compared with the store instead.",
+                    since.version, reason,
+                )  # fmt: skip
+        return _changes_from_tables(images, previous_image_feature_store, backbone, settings)
 
     return delta.TableChanges(rows=rows, sources=sources)
+
+
+def _images_derived_from(store: DataFrame, fingerprint: str) -> delta.TableVersion | None:
+    """The image table's version the store's last commit was derived from, if that commit
+    was made under this backbone (so every stored row is under it); else None."""
+    store_version = delta.table_version(store)
+    if store_version is None:
+        return None
+    last = delta.last_sources(store.sparkSession, store_version.location) or {}
+    if last.get("backbone") != fingerprint or not isinstance(last.get("images"), dict):
+        return None
+    try:
+        return delta.TableVersion(**last["images"])
+    except TypeError:  # recorded by another release of this project
+        return None
+
+
+def _changes_since(  # noqa: PLR0913, PLR0917 - the two tables, their versions, the CNN
+    images: DataFrame,
+    previous: DataFrame,
+    since: delta.TableVersion,
+    now: delta.TableVersion,
+    backbone: PortableBackbone,
+    settings: FeaturizationParams,
+) -> delta.CountedChanges:
+    """The store's changes from the image rows changed after version ``since``: contents
+    added, still among the images and not stored; contents removed, no longer among the
+    images and stored. Their keys, as many as the changes, come to the driver in one query."""
+    spark = images.sparkSession
+    if now.version <= since.version:  # the same rows (the data root moved): nothing to do
+        return delta.CountedChanges(delta.upserts(empty_rows(spark, FEATURE_STORE_SCHEMA)), {})
+    changed = delta.changes_between(spark, since, now)
+    is_added = F.col("_change_type").isin("insert", "update_postimage")
+    added = changed.where(is_added)
+    # Each table read once: the changed contents, flagged with where they are now.
+    touched = changed.groupBy("content_hash").agg(
+        F.max(is_added).alias("added"), F.max(~is_added).alias("removed")
+    )
+    current = images.select("content_hash").distinct().withColumn("in_images", F.lit(True))
+    stored = previous.select("content_hash", F.lit(True).alias("in_store"))
+    placed = touched.join(current, "content_hash", "left").join(stored, "content_hash", "left")
+    in_images, in_store = F.col("in_images").isNotNull(), F.col("in_store").isNotNull()
+    is_new = F.col("added") & in_images & ~in_store
+    is_gone = F.col("removed") & ~in_images & in_store
+    keys = (
+        placed.where(is_new | is_gone)
+        .select("content_hash", F.when(is_new, delta.UPSERT).otherwise(delta.DELETE).alias("kind"))
+        .collect()
+    )
+    new_keys = [row["content_hash"] for row in keys if row["kind"] == delta.UPSERT]
+    gone_keys = [row["content_hash"] for row in keys if row["kind"] == delta.DELETE]
+    logger.info(
+        "Feature store: CNN on %d new image contents, %d removed (the image table's changes "
+        "after version %d).",
+        len(new_keys), len(gone_keys), since.version,
+    )  # fmt: skip
+    if new_keys:
+        new_contents = added.select("content_hash", "content").join(
+            string_rows(spark, "content_hash", new_keys), "content_hash", "left_semi"
+        )
+        distinct_new = new_contents.dropDuplicates(["content_hash"])
+        featurized = featurize_images(distinct_new, backbone, settings, len(new_keys))
+    else:
+        featurized = empty_rows(spark, FEATURE_STORE_SCHEMA)
+    upserted = delta.upserts(featurized)
+    changes = upserted.unionByName(
+        delta.deletes(string_rows(spark, "content_hash", gone_keys), upserted)
+    )
+    # New contents are keys the store lacks (found so above): appended when nothing goes.
+    held = {delta.UPSERT: 0} if new_keys else {}
+    if gone_keys:
+        held[delta.DELETE] = len(gone_keys)
+    return delta.CountedChanges(changes, held)
+
+
+def _changes_from_tables(
+    images: DataFrame,
+    previous: DataFrame,
+    backbone: PortableBackbone,
+    settings: FeaturizationParams,
+) -> DataFrame | delta.CountedChanges:
+    """The store's changes from the whole image table and the store."""
+    contents = images.select("content_hash", "content")
+    new, kept = _store_changes(images, previous, backbone.fingerprint)
+    logger.info(
+        "Feature store: CNN on %d new image contents, %d reused, %d removed, %d invalidated.",
+        new, kept["reused"], kept["removed"], kept["invalidated"],
+    )  # fmt: skip
+    cached = previous.where(F.col("backbone") == backbone.fingerprint)
+    new_contents = contents.join(cached.select("content_hash"), "content_hash", "left_anti")
+    distinct_new = new_contents.dropDuplicates(["content_hash"])
+    featurized = delta.upserts(
+        featurize_images(distinct_new, backbone, settings, new)
+        if new
+        else empty_rows(images.sparkSession, FEATURE_STORE_SCHEMA)
+    )
+    gone = previous.select("content_hash").join(
+        images.select("content_hash"), "content_hash", "left_anti"
+    )
+    changes = featurized.unionByName(delta.deletes(gone, featurized))
+    if kept["invalidated"]:  # new contents may be stored under another backbone
+        return changes
+    # Every stored row is under this backbone: new contents are new keys, and the
+    # contents gone are the stored ones removed. Counted already: no query.
+    held = {delta.UPSERT: 0} if new else {}
+    if kept["removed"]:
+        held[delta.DELETE] = kept["removed"]
+    return delta.CountedChanges(changes, held)
 
 
 def _store_changes(

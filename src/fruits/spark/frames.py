@@ -13,11 +13,17 @@ from pyspark.sql.types import StructType
 
 
 def path_rows(spark: SparkSession, paths: list[str]) -> DataFrame:
-    """``paths`` as rows of one ``path`` column, made in the JVM from one Arrow batch
+    """``paths`` as rows of one ``path`` column (``string_rows``)."""
+    return string_rows(spark, "path", paths)
+
+
+def string_rows(spark: SparkSession, column: str, values: list[str]) -> DataFrame:
+    """``values`` as rows of one string ``column``, made in the JVM from one Arrow batch
     (``spark.sql.execution.arrow.pyspark.enabled``, on in conf/base)."""
-    if not paths:
-        return empty_rows(spark, "path string")
-    return spark.createDataFrame(pd.DataFrame({"path": paths}, dtype=object), "path string")
+    schema = f"`{column}` string"
+    if not values:
+        return empty_rows(spark, schema)
+    return spark.createDataFrame(pd.DataFrame({column: values}, dtype=object), schema)
 
 
 def empty_rows(spark: SparkSession, schema: StructType | str) -> DataFrame:
