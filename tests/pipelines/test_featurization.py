@@ -412,7 +412,7 @@ def test_a_report_over_unchanged_tables_reuses_the_last_counts_without_a_query()
     }
     previous["tables"]["image_feature_store"]["written"] = []
     nothing_read = {"files_read": 0, "files_removed": 0, "raw_bytes_read": 0}
-    tables = [_Unqueried()] * 4
+    tables = [_Unqueried(), _Unqueried(), "fp"]
     report = summarize(*tables, nothing_read, versions, previous)
     assert report == {
         **counts,

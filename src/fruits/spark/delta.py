@@ -303,14 +303,29 @@ def _sources_digest(sources: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(sources, sort_keys=True).encode()).hexdigest()[:16]
 
 
+# The recorded sources (as JSON) by table version: a version's history never changes, and a
+# run asks twice for the store's (its maker, then its save); each read of the history is a
+# Spark job.
+_sources_of_version: dict[TableVersion, str] = {}
+
+
 def last_sources(spark: SparkSession, path: str) -> dict[str, Any] | None:
     """The sources recorded by the table's last commit that recorded any (None if none of
     its last five did)."""
-    for row in _latest_first(DeltaTable.forPath(spark, path).history(5)):
-        metadata = commit_metadata(row)
-        if "sources" in metadata:
-            return metadata["sources"]
-    return None
+    version = table_version(spark.read.format("delta").load(path))
+    if version not in _sources_of_version:
+        recorded = None
+        for row in _latest_first(DeltaTable.forPath(spark, path).history(5)):
+            metadata = commit_metadata(row)
+            if version is not None and row["version"] > version.version:
+                continue  # committed since the version was read: not this version's
+            if "sources" in metadata:
+                recorded = metadata["sources"]
+                break
+        if version is None:  # not known from the plan: not kept
+            return recorded
+        _sources_of_version[version] = json.dumps(recorded)
+    return json.loads(_sources_of_version[version])
 
 
 def _latest_first(history: DataFrame) -> list[Any]:

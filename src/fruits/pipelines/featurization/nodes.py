@@ -80,9 +80,8 @@ def publish_features(
 
 def summarize_featurization(  # noqa: PLR0913, PLR0917 - the tables and their changes
     images: DataFrame,
-    image_features: DataFrame,
-    rejected_images: DataFrame,
     image_feature_store: DataFrame,
+    exported_backbone: PortableBackbone,
     image_table_changes: dict[str, Any],
     table_versions: dict[str, Any],
     previous_featurization_report: dict[str, Any] | None,
@@ -91,9 +90,8 @@ def summarize_featurization(  # noqa: PLR0913, PLR0917 - the tables and their ch
     and the table versions the run read and wrote (counts reused when no row changed)."""
     return feature_store.summarize(
         images,
-        image_features,
-        rejected_images,
         image_feature_store,
+        exported_backbone.fingerprint,
         image_table_changes,
         table_versions,
         previous_featurization_report,

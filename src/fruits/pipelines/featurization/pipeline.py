@@ -3,8 +3,8 @@
 backbone_weights (+ previous_exported_backbone) -> prepared_backbone (+ images, to
 calibrate int8) -> exported_backbone; images +
 previous_image_feature_store -> image_feature_store (CNN on new contents only, merged);
-images + image_feature_store -> image_features, rejected_images (views: nothing written) ->
-featurization_report (+ table_versions).
+images + image_feature_store -> image_features, rejected_images (views: nothing written);
+images + image_feature_store (+ table_versions) -> featurization_report.
 """
 
 from kedro.pipeline import Node, Pipeline
@@ -62,9 +62,8 @@ def create_pipeline(**kwargs) -> Pipeline:
                 func=summarize_featurization,
                 inputs=[
                     "images",
-                    "image_features",
-                    "rejected_images",
                     "image_feature_store",
+                    "exported_backbone",
                     "image_table_changes",
                     "table_versions",
                     "previous_featurization_report",
