@@ -12,6 +12,7 @@ import keras
 import numpy as np
 import pyarrow as pa
 import pytest
+from delta.tables import DeltaTable
 from kedro.io import DatasetError
 from PIL import Image
 from pyspark.sql import functions as F
@@ -469,9 +470,11 @@ def _image_rows(spark, rows):
     )
 
 
-def _store_updates(spark, tmp_path, monkeypatch, caplog, change_data_feed: bool) -> dict:
+def _store_updates(spark, tmp_path, monkeypatch, caplog, feed: str) -> dict:
     """A store derived from an image table, then the table changed by four commits (as when
-    a run is killed between the two tables' commits): the store's update, and what it ran."""
+    a run is killed between the two tables' commits): the store's update, and what it ran.
+    ``feed``: the table records its changes ("kept"), does not ("none"), or did but their
+    files were removed by OPTIMIZE and VACUUM ("vacuumed")."""
     from fruits.datasets import DeltaMergeDataset  # noqa: PLC0415
     from fruits.spark import delta, feature_store  # noqa: PLC0415
 
@@ -486,7 +489,7 @@ def _store_updates(spark, tmp_path, monkeypatch, caplog, change_data_feed: bool)
         )  # fmt: skip
 
     monkeypatch.setattr(feature_store, "featurize_images", fake_cnn)
-    properties = {"delta.enableChangeDataFeed": "true"} if change_data_feed else None
+    properties = None if feed == "none" else {"delta.enableChangeDataFeed": "true"}
     images = DeltaMergeDataset(
         filepath=str(tmp_path / "images"), key=["path"], properties=properties
     )
@@ -504,6 +507,14 @@ def _store_updates(spark, tmp_path, monkeypatch, caplog, change_data_feed: bool)
     commit([("/a", "w")], deleted=["/b"])  # x still at /c, y still at /e
     commit([("/f", "q")], deleted=["/c"])  # x gone from every path
     commit(deleted=["/f"])  # q added, then removed before the store saw it
+    if feed == "vacuumed":
+        table = DeltaTable.forPath(spark, str(tmp_path / "images"))
+        table.optimize().executeCompaction()
+        spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
+        try:
+            table.vacuum(0)
+        finally:
+            spark.conf.unset("spark.databricks.delta.retentionDurationCheck.enabled")
     featurized.clear()
     caplog.clear()
     with caplog.at_level("INFO", logger="fruits.spark.feature_store"):
@@ -513,16 +524,16 @@ def _store_updates(spark, tmp_path, monkeypatch, caplog, change_data_feed: bool)
     return {"featurized": featurized, "stored": stored, "current": current, "log": caplog.text}
 
 
-@pytest.mark.parametrize("change_data_feed", [True, False])
+@pytest.mark.parametrize("feed", ["kept", "none", "vacuumed"])
 def test_the_store_follows_the_image_tables_changes_since_it_was_derived(
-    spark, tmp_path, monkeypatch, caplog, change_data_feed
+    spark, tmp_path, monkeypatch, caplog, feed
 ):
     """With the change data feed, only the image rows changed since the store's last commit
     are compared; without it, the whole table. Both give the store the same contents."""
-    updated = _store_updates(spark, tmp_path, monkeypatch, caplog, change_data_feed)
+    updated = _store_updates(spark, tmp_path, monkeypatch, caplog, feed)
     assert updated["featurized"] == [["w", "z"]]  # the CNN on the new contents only
     assert updated["stored"] == sorted(updated["current"]) == ["w", "y", "z"]
-    if change_data_feed:
+    if feed == "kept":
         assert (
             "2 new image contents, 1 removed (the image table's changes after version 0)"
             in (updated["log"])

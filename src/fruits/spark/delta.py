@@ -12,8 +12,8 @@ listing's join, the feature store from its own counts, the PCA features from the
 alone, ``count_held``). Counted changes are written once and not persisted.
 
 Each commit records, in Delta's ``userMetadata``, the run that made it and the identity
-of the inputs the table was derived from (``sources``: digests of the input tables'
-versions, the backbone...). A run whose inputs are those the table was last derived
+of the inputs the table was derived from (``sources``: the input tables' versions or their
+digests, the backbone...). A run whose inputs are those the table was last derived
 from has nothing to do there: its changes are not even computed. So a re-run with
 nothing new costs a comparison of identities per table, not a pass over the rows.
 """
@@ -136,9 +136,8 @@ def changes_between(spark: SparkSession, since: TableVersion, until: TableVersio
     feed): the table's columns and ``_change_type`` (``insert``, ``delete``,
     ``update_preimage``, ``update_postimage``), read from those commits' files only.
 
-    The table must record its changes (``delta.enableChangeDataFeed``) over the whole
-    range, and ``VACUUM`` must have left their files: otherwise reading raises (when
-    planned or when run), and the caller compares the whole tables instead.
+    Reading raises (when planned or when run) unless the table recorded its changes over
+    the whole range and ``VACUUM`` left their files.
     """
     return (
         spark.read.format("delta")
@@ -201,8 +200,8 @@ def apply_changes(
     appended when they only insert keys the table lacks, else merged.
 
     ``properties`` (Delta table properties, e.g. ``delta.enableChangeDataFeed``) are set
-    when the table is created, and on a table made without them before the first commit
-    that changes rows (a commit of its own).
+    when the table is created, and on a table made without them when its changes are next
+    computed (a commit of its own, before the changes').
 
     Nothing is computed when the changes are known to be none (``rows`` None), or when the
     table's last commit was derived from the same sources.

@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 from py4j.protocol import Py4JJavaError
-from pyspark.errors import AnalysisException, IllegalArgumentException
+from pyspark.errors.exceptions.captured import CapturedException
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, FloatType, StringType, StructField, StructType
@@ -51,10 +51,11 @@ def update(
     last derived from.
 
     The store's commits record the image table's version they were derived from: under
-    the same backbone, only the image rows changed since that version are looked at (the
-    table's change data feed: O(new), and right after a run killed between the two
-    tables' commits). Without that record or that feed, the whole image table is
-    compared with the store.
+    the same backbone, only the image rows changed since that version are read (from the
+    image table's change data feed; also right after a run killed between the two
+    tables' commits), and their keys compared with the two tables' key columns: the
+    image bytes read and the CNN's work follow what is new. Without that record or that
+    feed, the whole image table is compared with the store.
 
     Returns:
         The changes, keyed by ``content_hash``: upserts of new features (contents new, or
@@ -67,6 +68,8 @@ def update(
         "backbone": backbone.fingerprint,
     }
 
+    spark = images.sparkSession
+
     def rows() -> DataFrame | delta.CountedChanges:
         if previous_image_feature_store is None:  # a first run: nothing to join or to count
             files = images.count()  # bounds the distinct contents; from Delta's statistics
@@ -74,23 +77,36 @@ def update(
             distinct = images.select("content_hash", "content").dropDuplicates(["content_hash"])
             return delta.upserts(featurize_images(distinct, backbone, settings, max(files, 1)))
         since = _images_derived_from(previous_image_feature_store, backbone.fingerprint)
-        # The same table (by its id: a data root moved or copied keeps it) at a later version.
+        # The same table (by its id: a data root moved or copied keeps it), at the same or a
+        # later version; an earlier one (a table put back from a copy) is compared whole.
         if images_version and since and since.table_id == images_version.table_id:
-            try:
-                return _changes_since(
-                    images, previous_image_feature_store, since, images_version, backbone,
-                    settings,
-                )  # fmt: skip
-            except (AnalysisException, IllegalArgumentException, Py4JJavaError) as error:
-                reason = str(error).strip().splitlines()[0][:200]
-                logger.warning(
-                    "Feature store: the image table's changes since version %d cannot be "
-                    "read (%s); the whole table is compared with the store instead.",
-                    since.version, reason,
-                )  # fmt: skip
+            if since.version == images_version.version:  # the same rows: nothing to do
+                return delta.CountedChanges(
+                    delta.upserts(empty_rows(spark, FEATURE_STORE_SCHEMA)), {}
+                )
+            if since.version < images_version.version:
+                try:
+                    return _changes_since(
+                        images, previous_image_feature_store, since, images_version, backbone,
+                        settings,
+                    )  # fmt: skip
+                except (CapturedException, Py4JJavaError) as error:
+                    logger.warning(
+                        "Feature store: the image table's changes since version %d cannot be "
+                        "read (%s); the whole table is compared with the store instead.",
+                        since.version, _first_line(error),
+                    )  # fmt: skip
         return _changes_from_tables(images, previous_image_feature_store, backbone, settings)
 
     return delta.TableChanges(rows=rows, sources=sources)
+
+
+def _first_line(error: Exception) -> str:
+    """An error's first line: the Java exception's for an error raised in the JVM (whose
+    Python message only names the call that failed)."""
+    java_error = getattr(error, "java_exception", None)
+    text = str(java_error.toString()) if java_error is not None else str(error)
+    return (text.strip().splitlines() or [type(error).__name__])[0][:200]
 
 
 def _images_derived_from(store: DataFrame, fingerprint: str) -> delta.TableVersion | None:
@@ -120,8 +136,6 @@ def _changes_since(  # noqa: PLR0913, PLR0917 - the two tables, their versions, 
     added, still among the images and not stored; contents removed, no longer among the
     images and stored. Their keys, as many as the changes, come to the driver in one query."""
     spark = images.sparkSession
-    if now.version <= since.version:  # the same rows (the data root moved): nothing to do
-        return delta.CountedChanges(delta.upserts(empty_rows(spark, FEATURE_STORE_SCHEMA)), {})
     changed = delta.changes_between(spark, since, now)
     is_added = F.col("_change_type").isin("insert", "update_postimage")
     added = changed.where(is_added)
@@ -316,8 +330,8 @@ def summarize(  # noqa: PLR0913, PLR0917 - the run's tables and their changes
     The files are counted as ``publish`` sorts them (under ``backbone_fingerprint``).
 
     Raises:
-        RuntimeError: If a file is counted more than once (an internal error: the store
-            holds each content once).
+        RuntimeError: If accepted + rejected differs from the number of image files
+            (an internal error: no file may be lost or counted twice).
     """
     counts = _counts_if_unchanged(previous_report, table_versions)
     if counts is None:
@@ -367,7 +381,6 @@ def _counts(
         .groupBy(reason.alias("reason"))
         .agg(
             F.count("*").alias("files"),
-            F.countDistinct("path").alias("paths"),
             # A content's files share its outcome: its reason's group holds all of them.
             F.countDistinct("content_hash").alias("contents"),
         )
@@ -376,9 +389,11 @@ def _counts(
     reasons = {row["reason"]: row["files"] for row in groups if row["reason"] is not None}
     accepted = sum(row["files"] for row in groups if row["reason"] is None)
     files = sum(row["files"] for row in groups)
-    if files != sum(row["paths"] for row in groups):
+    image_files = images.count()  # from Delta's statistics: no job
+    if files != image_files:
         raise RuntimeError(
-            f"{files} rows for the image files: one was counted twice; please report."
+            f"{image_files} image files but {files} sorted into accepted and rejected: please "
+            "report."
         )
     most_frequent = sorted(reasons.items(), key=lambda item: (-item[1], item[0]))[:20]
     return {

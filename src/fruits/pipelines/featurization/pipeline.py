@@ -4,7 +4,7 @@ backbone_weights (+ previous_exported_backbone) -> prepared_backbone (+ images, 
 calibrate int8) -> exported_backbone; images +
 previous_image_feature_store -> image_feature_store (CNN on new contents only, merged);
 images + image_feature_store -> image_features, rejected_images (views: nothing written);
-images + image_feature_store (+ table_versions) -> featurization_report.
+images + image_feature_store + exported_backbone (+ table_versions) -> featurization_report.
 """
 
 from kedro.pipeline import Node, Pipeline
