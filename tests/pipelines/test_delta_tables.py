@@ -19,7 +19,7 @@ from delta.tables import DeltaTable
 
 from fruits.datasets import RunLockDataset
 from fruits.datasets.run_lock import RunLockedError
-from fruits.spark import delta
+from fruits.spark import delta, delta_log
 from tests.conftest import REPO, WEIGHTS_PARAMS, copy_real_images, run_project
 from tests.helpers import FEATURES_VIEW, read_delta, read_view
 
@@ -191,12 +191,12 @@ def test_the_old_snapshot_store_is_migrated_without_computing_again(
 
 def test_maintenance_compacts_after_the_policys_number_of_commits(spark, tmp_path):
     path = str(tmp_path / "table")
-    policy = delta.Maintenance(optimize_every=2, vacuum_retention_hours=168)
+    policy = delta_log.Maintenance(optimize_every=2, vacuum_retention_hours=168)
     for number in range(3):
         rows = spark.createDataFrame([(f"k{number}", number)], "key string, value int")
         changes = delta.TableChanges(rows=lambda rows=rows: delta.upserts(rows))
         assert delta.apply_changes(spark, path, changes, ["key"])
-        delta.maintain(spark, path, policy)
+        delta_log.maintain(spark, path, policy)
     operations = [
         row["operation"]
         for row in DeltaTable.forPath(spark, path).history().orderBy("version").collect()

@@ -28,7 +28,8 @@ from fruits.spark.embedding import (
     partition_count,
     start_python_workers,
 )
-from fruits.spark.feature_store import FEATURE_STORE_SCHEMA, _store_changes, publish, summarize
+from fruits.spark.feature_store import FEATURE_STORE_SCHEMA, _store_changes, publish
+from fruits.spark.featurization_report import summarize
 from fruits.spark.image_table import describe
 from fruits.spark.sampling import calibration_contents
 from fruits.vision.backbone import BackboneWeights, PortableBackbone, build_backbone

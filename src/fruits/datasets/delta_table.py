@@ -9,7 +9,7 @@ from kedro.io import AbstractDataset
 from pyspark.sql import DataFrame, SparkSession
 
 from fruits.datasets.filesystems import filesystem, spark_uri
-from fruits.spark import delta
+from fruits.spark import delta, delta_log
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ class DeltaMergeDataset(AbstractDataset[delta.TableChanges, DataFrame | None]):
     Delta's commit protocol makes each version whole: a run killed mid-merge leaves the
     previous version current, and the files it wrote are unreferenced until ``VACUUM``.
     After a commit, the ``maintenance`` policy may compact the table and remove old files
-    (``fruits.spark.delta.Maintenance``); ``properties`` are the table's Delta properties
+    (``fruits.spark.delta_log.Maintenance``); ``properties`` are the table's Delta properties
     (set at creation, or added before the next commit of rows). ``load`` returns the
     current version, or None before the first save.
 
@@ -56,7 +56,7 @@ class DeltaMergeDataset(AbstractDataset[delta.TableChanges, DataFrame | None]):
     ) -> None:
         self._filepath = spark_uri(filepath)
         self._key = list(key)
-        self._maintenance = delta.Maintenance.from_config(maintenance)
+        self._maintenance = delta_log.Maintenance.from_config(maintenance)
         self._properties = {name: str(value) for name, value in (properties or {}).items()}
         self._fs_args = fs_args
         self.metadata = metadata
@@ -77,7 +77,7 @@ class DeltaMergeDataset(AbstractDataset[delta.TableChanges, DataFrame | None]):
         """Merge the changes in one commit, then maintain the table as its policy says."""
         spark = self._spark()
         if delta.apply_changes(spark, self._filepath, data, self._key, self._properties):
-            delta.maintain(spark, self._filepath, self._maintenance)
+            delta_log.maintain(spark, self._filepath, self._maintenance)
 
     def _migrate_snapshot_store(self) -> None:
         """Migrate the snapshot store this table replaces, if the folder holds one."""

@@ -9,7 +9,7 @@ from kedro.io import AbstractDataset, DatasetError
 from pyspark.sql import SparkSession
 
 from fruits.datasets.filesystems import spark_uri
-from fruits.spark import delta
+from fruits.spark import delta, delta_log
 
 
 class DeltaVersionsDataset(AbstractDataset[None, dict[str, Any]]):
@@ -33,12 +33,13 @@ class DeltaVersionsDataset(AbstractDataset[None, dict[str, Any]]):
         self.metadata = metadata
 
     def load(self) -> dict[str, Any]:
-        """Per table: ``path``, ``run``, and what the run did (``fruits.spark.delta.run_commits``:
-        ``read``, ``written``, rows ``inserted``, ``updated``, ``deleted``)."""
+        """Per table: ``path``, ``run``, and what the run did
+        (``fruits.spark.delta_log.run_commits``: ``read``, ``written``, rows ``inserted``,
+        ``updated``, ``deleted``)."""
         spark = SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
         run = json.loads(spark.conf.get(delta.RUN_METADATA_KEY, None) or "{}").get("run")
         return {
-            name: {"path": path, **delta.run_commits(spark, path, run), "run": run}
+            name: {"path": path, **delta_log.run_commits(spark, path, run), "run": run}
             for name, path in self._tables.items()
         }
 

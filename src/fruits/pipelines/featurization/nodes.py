@@ -12,7 +12,7 @@ import numpy as np
 from pyspark.sql import DataFrame
 
 from fruits.params import ClassificationParams, FeaturizationParams
-from fruits.spark import feature_store, sampling
+from fruits.spark import feature_store, featurization_report, sampling
 from fruits.spark.delta import TableChanges
 from fruits.vision import backbone
 from fruits.vision.backbone import BackboneWeights, Int8Calibration, PortableBackbone
@@ -88,7 +88,7 @@ def summarize_featurization(  # noqa: PLR0913, PLR0917 - the tables and their ch
 ) -> dict[str, Any]:
     """Files read, accepted and rejected (with reasons), contents new, reused and removed,
     and the table versions the run read and wrote (counts reused when no row changed)."""
-    return feature_store.summarize(
+    return featurization_report.summarize(
         images,
         image_feature_store,
         exported_backbone.fingerprint,
