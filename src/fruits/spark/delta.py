@@ -151,8 +151,8 @@ def changes_between(spark: SparkSession, since: TableVersion, until: TableVersio
 def current_version(spark: SparkSession, path: str) -> int | None:
     """The current version of the Delta table at ``path``, from a query's plan (no Spark
     job); None if it cannot be read so."""
-    versions = _delta_versions(spark.read.format("delta").load(path))
-    return versions[0].version if versions else None
+    version = table_version(spark.read.format("delta").load(path))
+    return version.version if version else None
 
 
 def upserts(rows: DataFrame) -> DataFrame:

@@ -80,9 +80,7 @@ def update(
         # later version; an earlier one (a table put back from a copy) is compared whole.
         if images_version and since and since.table_id == images_version.table_id:
             if since.version == images_version.version:  # the same rows: nothing to do
-                return delta.CountedChanges(
-                    delta.upserts(empty_rows(spark, FEATURE_STORE_SCHEMA)), {}
-                )
+                return _counted_changes(None, string_rows(spark, "content_hash", []), 0, 0)
             if since.version < images_version.version:
                 try:
                     return _changes_since(
@@ -160,23 +158,16 @@ def _changes_since(  # noqa: PLR0913, PLR0917 - the two tables, their versions, 
         "after version %d).",
         len(new_keys), len(gone_keys), since.version,
     )  # fmt: skip
+    featurized = None
     if new_keys:
         new_contents = added.select("content_hash", "content").join(
             string_rows(spark, "content_hash", new_keys), "content_hash", "left_semi"
         )
         distinct_new = new_contents.dropDuplicates(["content_hash"])
         featurized = featurize_images(distinct_new, backbone, settings, len(new_keys))
-    else:
-        featurized = empty_rows(spark, FEATURE_STORE_SCHEMA)
-    upserted = delta.upserts(featurized)
-    changes = upserted.unionByName(
-        delta.deletes(string_rows(spark, "content_hash", gone_keys), upserted)
-    )
-    # New contents are keys the store lacks (found so above): appended when nothing goes.
-    held = {delta.UPSERT: 0} if new_keys else {}
-    if gone_keys:
-        held[delta.DELETE] = len(gone_keys)
-    return delta.CountedChanges(changes, held)
+    gone = string_rows(spark, "content_hash", gone_keys)
+    # New contents are keys the store lacks (found so above).
+    return _counted_changes(featurized, gone, len(new_keys), len(gone_keys))
 
 
 def _changes_from_tables(
@@ -195,22 +186,31 @@ def _changes_from_tables(
     cached = previous.where(F.col("backbone") == backbone.fingerprint)
     new_contents = contents.join(cached.select("content_hash"), "content_hash", "left_anti")
     distinct_new = new_contents.dropDuplicates(["content_hash"])
-    featurized = delta.upserts(
-        featurize_images(distinct_new, backbone, settings, new)
-        if new
-        else empty_rows(images.sparkSession, FEATURE_STORE_SCHEMA)
-    )
+    featurized = featurize_images(distinct_new, backbone, settings, new) if new else None
     gone = previous.select("content_hash").join(
         images.select("content_hash"), "content_hash", "left_anti"
     )
-    changes = featurized.unionByName(delta.deletes(gone, featurized))
+    counted = _counted_changes(featurized, gone, new, kept["removed"])
     if kept["invalidated"]:  # new contents may be stored under another backbone
-        return changes
+        return counted.rows
     # Every stored row is under this backbone: new contents are new keys, and the
     # contents gone are the stored ones removed. Counted already: no query.
+    return counted
+
+
+def _counted_changes(
+    featurized: DataFrame | None, gone: DataFrame, new: int, removed: int
+) -> delta.CountedChanges:
+    """Upserts of the ``new`` contents ``featurized`` (None: none) and deletes of the
+    ``removed`` ones ``gone`` (their keys), counted as keys the store lacks and holds."""
+    spark = gone.sparkSession
+    upserted = delta.upserts(
+        featurized if featurized is not None else empty_rows(spark, FEATURE_STORE_SCHEMA)
+    )
+    changes = upserted.unionByName(delta.deletes(gone, upserted))
     held = {delta.UPSERT: 0} if new else {}
-    if kept["removed"]:
-        held[delta.DELETE] = kept["removed"]
+    if removed:
+        held[delta.DELETE] = removed
     return delta.CountedChanges(changes, held)
 
 
