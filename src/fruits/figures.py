@@ -63,6 +63,17 @@ SCREE_PLOT_FIELDS = (
 )
 
 
+def _laid_out(figure: Figure) -> Figure:
+    """The figure with tight margins, laid out once.
+
+    ``tight_layout`` leaves a placeholder layout engine behind, which makes ``savefig``
+    lay every text out once more before drawing: 0.3 s of a 95-class confusion matrix.
+    """
+    figure.tight_layout()
+    figure.set_layout_engine(None)
+    return figure
+
+
 def scree_plot(explained_variance: dict[str, Any]) -> Figure:
     """Scree plot: per-component and cumulative explained variance, with k marked."""
     ratios = np.asarray(explained_variance["explained_variance_ratio"])
@@ -93,8 +104,7 @@ def scree_plot(explained_variance: dict[str, Any]) -> Figure:
     )
     n_images, n_features = explained_variance["n_images"], explained_variance["n_features"]
     per_component_axis.set_title(f"PCA of {n_images} images x {n_features} features")
-    figure.tight_layout()
-    return figure
+    return _laid_out(figure)
 
 
 def pca_scatter(sample: pd.DataFrame, total: int) -> Figure:
@@ -105,21 +115,23 @@ def pca_scatter(sample: pd.DataFrame, total: int) -> Figure:
         total: How many images there are in all (for the title).
     """
     labels = sorted(sample["label"].unique())
-    colours = matplotlib.colormaps["tab20"]
+    # One collection, drawn label after label as one per label would be: 95 collections
+    # cost a second more to draw.
+    points = sample.sort_values("label", kind="stable")
+    colour_of = {label: i % 20 for i, label in enumerate(labels)}
+    colours = matplotlib.colormaps["tab20"](points["label"].map(colour_of).to_numpy())
     figure = Figure(figsize=(10, 8))
     axis = figure.subplots()
-    for i, label in enumerate(labels):
-        points = sample[sample["label"] == label]
-        axis.scatter(points["pc1"], points["pc2"], s=8, color=colours(i % 20), alpha=0.7)
-        if len(labels) <= _MAX_NAMED_CLASSES:
-            axis.annotate(label, (points["pc1"].median(), points["pc2"].median()), fontsize=7)
+    axis.scatter(points["pc1"], points["pc2"], s=8, color=colours, alpha=0.7)
+    if len(labels) <= _MAX_NAMED_CLASSES:
+        for label, of_label in points.groupby("label"):
+            axis.annotate(label, (of_label["pc1"].median(), of_label["pc2"].median()), fontsize=7)
     axis.set_xlabel("principal component 1")
     axis.set_ylabel("principal component 2")
     axis.set_title(
         f"{len(sample)} of {total} images on the first two components, {len(labels)} classes"
     )
-    figure.tight_layout()
-    return figure
+    return _laid_out(figure)
 
 
 def sample_grid(samples: list[tuple[str, bytes]], per_class: int, counts: str = "") -> Figure:
@@ -146,8 +158,7 @@ def sample_grid(samples: list[tuple[str, bytes]], per_class: int, counts: str = 
         axis.axis("off")
     title = f"Sample images: {per_class} per class, {len(labels)} classes"
     figure.suptitle(f"{title} ({counts})" if counts else title)
-    figure.tight_layout()
-    return figure
+    return _laid_out(figure)
 
 
 def _tile(content: bytes, size: int = 100) -> np.ndarray:
@@ -183,5 +194,4 @@ def confusion_matrix(classification_metrics: dict[str, Any]) -> Figure:
         "images; errors boxed in red)"
     )
     figure.colorbar(heatmap, ax=axis, fraction=0.04, label="share of the true class")
-    figure.tight_layout()
-    return figure
+    return _laid_out(figure)

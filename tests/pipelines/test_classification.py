@@ -2,14 +2,17 @@
 
 import json
 import shutil
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
 from pyspark.ml import PipelineModel
+from pyspark.sql import functions as F
 from sklearn.metrics import confusion_matrix, f1_score, precision_score, recall_score
 
 from fruits.errors import FruitsInputError
+from fruits.ml import classifier as classifier_module
 from fruits.ml.classifier import evaluate_classifier, to_pca_vectors, train_classifier
 from fruits.params import ClassificationParams
 from tests.conftest import PIPELINE_CLASSES, TEST_PER_CLASS
@@ -102,6 +105,37 @@ def test_missing_splits_are_named(spark):
     classifier, tuning = train_classifier(labelled, settings(train_ratio=0.7))
     with pytest.raises(ValueError, match="No image in split 'Test'"):
         evaluate_classifier(labelled, classifier, tuning, "Test")
+
+
+class _Predicts:
+    """A fitted classifier's interface (``transform``, its labels): predicts Lemon for
+    the paths given, the true label for the others."""
+
+    def __init__(self, lemons: list[str]):
+        self.lemons = lemons
+        self.stages = [SimpleNamespace(getLabels=lambda: ["Kiwi", "Lemon", "Mango"])]
+
+    def transform(self, frame):
+        lemon = F.col("path").isin(self.lemons)
+        return frame.withColumn("predicted_label", F.when(lemon, "Lemon").otherwise(F.col("label")))
+
+
+def test_the_first_errors_by_path_are_listed_with_their_labels(spark, monkeypatch):
+    rows = [(f"{label}/{i}", label, "Test", [0.0]) for i in range(4) for label in ("Kiwi", "Mango")]
+    frame = spark.createDataFrame(
+        rows, "path string, label string, split string, pca_features array<float>"
+    )
+    wrong = ["Mango/3", "Kiwi/2", "Mango/0", "Kiwi/1"]
+    monkeypatch.setattr(classifier_module, "MAX_LISTED_ERRORS", 3)
+    metrics = evaluate_classifier(frame, _Predicts(wrong), {}, "Test")
+    assert metrics["errors"] == [
+        {"path": "Kiwi/1", "label": "Kiwi", "predicted": "Lemon"},
+        {"path": "Kiwi/2", "label": "Kiwi", "predicted": "Lemon"},
+        {"path": "Mango/0", "label": "Mango", "predicted": "Lemon"},
+    ]
+    assert metrics["labels"] == ["Kiwi", "Lemon", "Mango"]
+    assert metrics["confusion_matrix"] == [[2, 2, 0], [0, 0, 0], [0, 2, 2]]
+    assert metrics["accuracy"] == 0.5
 
 
 def test_one_class_is_refused_at_training(spark, pipeline_run):

@@ -103,11 +103,22 @@ def evaluate_classifier(
 ) -> dict[str, Any]:
     """Score the classifier on one split: accuracy, macro-F1, per-class figures, confusion.
 
-    Only the (true label, predicted label) counts leave Spark: at most classes^2 rows.
+    Only the (true label, predicted label) counts leave Spark, each with the first
+    ``MAX_LISTED_ERRORS`` paths of its errors: at most classes^2 rows, from one query.
     """
     test = to_pca_vectors(pca_features.where(F.col("split") == test_split))
     predictions = fruit_classifier.transform(test).select("path", "label", PREDICTED_LABEL)
-    pair_counts = predictions.groupBy("label", PREDICTED_LABEL).count().collect()
+    # The first errors by path overall are among each pair's first ones: the pairs' counts
+    # and errors come from one pass (a second query read the table and predicted again).
+    error_paths = F.collect_list(F.when(F.col("label") != F.col(PREDICTED_LABEL), F.col("path")))
+    pair_counts = (
+        predictions.groupBy("label", PREDICTED_LABEL)
+        .agg(
+            F.count("*").alias("count"),
+            F.slice(F.array_sort(error_paths), 1, MAX_LISTED_ERRORS).alias("error_paths"),
+        )
+        .collect()
+    )
     if not pair_counts:
         raise FruitsInputError(
             f"No image in split {test_split!r} to evaluate the classifier: put class folders "
@@ -130,12 +141,11 @@ def evaluate_classifier(
         out=np.zeros(len(labels)), where=precision + recall > 0,
     )  # fmt: skip
     tested = support > 0
-    errors = (
-        predictions.where(F.col("label") != F.col(PREDICTED_LABEL))
-        .orderBy("path")
-        .limit(MAX_LISTED_ERRORS)
-        .collect()
-    )
+    errors = sorted(
+        (path, row["label"], row[PREDICTED_LABEL])
+        for row in pair_counts
+        for path in row["error_paths"]
+    )[:MAX_LISTED_ERRORS]
     return {
         "test_split": test_split,
         "n_test_images": int(support.sum()),
@@ -154,7 +164,7 @@ def evaluate_classifier(
         "labels": labels,
         "confusion_matrix": confusion.tolist(),
         "errors": [
-            {"path": row["path"], "label": row["label"], "predicted": row[PREDICTED_LABEL]}
-            for row in errors
+            {"path": path, "label": label, "predicted": predicted}
+            for path, label, predicted in errors
         ],
     }

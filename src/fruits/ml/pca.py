@@ -314,14 +314,20 @@ def project_features(
         projected = delta.upserts(project(to_project, pca_model).withColumn("pca_fit", F.lit(fit)))
         if previous_pca_features is None:
             return projected
+        # Counted from the keys alone (nothing projected): the rows are then computed once,
+        # as they are written, and a kind counted absent is not queried (the deletions'
+        # query reads the three tables again).
+        held = projection_changes.held(fit) if projection_changes is not None else None
+        if held is not None and delta.DELETE not in held:
+            return delta.CountedChanges(projected, held)
         gone = previous_pca_features.select("path").join(
             image_features.select("path"), "path", "left_anti"
         )
-        changes = projected.unionByName(delta.deletes(gone, projected))
-        # Counted from the keys alone (nothing projected): the rows are then computed once,
-        # as they are written.
-        if projection_changes is not None:
-            return delta.CountedChanges(changes, projection_changes.held(fit))
+        removed = delta.deletes(gone, projected)
+        if held is not None:
+            changes = projected.unionByName(removed) if delta.UPSERT in held else removed
+            return delta.CountedChanges(changes, held)
+        changes = projected.unionByName(removed)
         return delta.CountedChanges(
             changes, delta.count_held(changes, previous_pca_features, ["path"])
         )
