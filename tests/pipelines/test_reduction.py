@@ -148,6 +148,8 @@ def test_projection_changes_count_added_removed_and_changed_rows(spark):
     changes = compare_with_projection(current, projected, "fit1")
     assert (changes.added, changes.removed, changes.replaced) == (2, 3, 1)
     assert (changes.unchanged, changes.other_fit) == (5, 1)  # p3-p7 with fit1, p8 with fit0
+    assert changes.added_paths == ["p10", "p3x"] and changes.replaced_paths == ["p9"]
+    assert changes.removed_paths == ["p0", "p1", "p2"]
     assert changes.rows_changed == 3 + 2 + 2
     assert compare_with_projection(projected, projected, "fit1").rows_changed == 0
     other_backbone = projected.withColumn("backbone", F.lit("b2"))
@@ -183,6 +185,9 @@ def test_projection_changes_give_the_kinds_a_query_of_the_table_gives(
         made = pca.project_features(later, model, fit, previous, changes).rows()
         queried = delta.count_held(made.rows, previous, ["path"])
         assert made.held == queried == changes.held(fit)
+        # The same rows as the queries of both tables make, without the compared paths.
+        unaided = pca.project_features(later, model, fit, previous).rows()
+        assert _sorted_rows(made.rows) == _sorted_rows(unaided.rows)
     assert changes.held("a new fit") == {delta.UPSERT: 75, delta.DELETE: 5}
 
 
@@ -253,3 +258,9 @@ def test_the_saved_model_is_loaded_from_memory_until_another_is_written(
     assert dataset.load() is loaded
     dataset.release()
     assert dataset.load() is not loaded
+
+
+def _sorted_rows(changes) -> list:
+    return sorted(
+        (row.asDict() for row in changes.collect()), key=lambda row: (row["path"], row["_change"])
+    )

@@ -44,11 +44,15 @@ def test_pca_scatter_draws_a_bounded_sample(spark, pipeline_run):
     pca_features = spark.read.format("delta").load(
         str(pipeline_run.data_root / "05_model_input" / "pca_features")
     )
-    figure = plot_pca_scatter(pca_features, PcaScatterParams(max_points=50, seed=1)).draw()
+    report = {"accepted": pca_features.count()}
+    figure = plot_pca_scatter(pca_features, report, PcaScatterParams(max_points=50, seed=1)).draw()
     points = sum(len(c.get_offsets()) for c in figure.axes[0].collections)
     assert 0 < points <= 50
-    everything = plot_pca_scatter(pca_features, PcaScatterParams(max_points=10_000, seed=1)).draw()
-    assert sum(len(c.get_offsets()) for c in everything.axes[0].collections) == pca_features.count()
+    assert figure.axes[0].get_title().startswith(f"{points} of {report['accepted']} images")
+    everything = plot_pca_scatter(
+        pca_features, report, PcaScatterParams(max_points=10_000, seed=1)
+    ).draw()
+    assert sum(len(c.get_offsets()) for c in everything.axes[0].collections) == report["accepted"]
 
 
 @pytest.mark.pipeline

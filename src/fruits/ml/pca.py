@@ -8,7 +8,7 @@ for any Spark ML model, and ``fruits.ml.local_models`` applies it with NumPy.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -23,6 +23,7 @@ from pyspark.sql import functions as F
 from fruits.errors import FruitsInputError
 from fruits.ml.spark_models import java_pca_model
 from fruits.spark import delta
+from fruits.spark.frames import path_rows
 
 # Column names of the PCA model's input and output, for users applying it to new images.
 FEATURE_VECTOR = "feature_vector"
@@ -225,6 +226,11 @@ class ProjectionChanges:
     removed: int  # projected paths no longer among the images
     unchanged: int  # the same image, projected with ``fit``
     other_fit: int  # the same image, projected with another fit
+    # The paths added, replaced and removed (as many as the changes): the projection reads
+    # the images by them, not the projected table again.
+    added_paths: list[str] = field(default_factory=list)
+    replaced_paths: list[str] = field(default_factory=list)
+    removed_paths: list[str] = field(default_factory=list)
 
     @property
     def rows_changed(self) -> int:
@@ -247,7 +253,8 @@ def compare_with_projection(
     image_features: DataFrame, previous_pca_features: DataFrame, fit: str
 ) -> ProjectionChanges:
     """Count how ``image_features`` compare with ``previous_pca_features`` (projected with
-    ``fit`` or not): one full outer join of keys (``path``, ``content_hash``, ``backbone``)."""
+    ``fit`` or not), with the paths of the rows added, replaced and removed: one full outer
+    join of keys (``path``, ``content_hash``, ``backbone``)."""
     identity = F.struct("content_hash", "backbone")
     current = image_features.select("path", identity.alias("_current"))
     projected = previous_pca_features.select(
@@ -260,12 +267,24 @@ def compare_with_projection(
         .when(F.col("_same_fit"), "unchanged")
         .otherwise("other_fit")
     )
-    joined = current.join(projected, "path", "full_outer")
-    counts = {
-        row["kind"]: row["count"] for row in joined.groupBy(kind.alias("kind")).count().collect()
+    joined = current.join(projected, "path", "full_outer").select("path", kind.alias("kind"))
+    listed = F.col("kind").isin("added", "replaced", "removed")
+    by_kind = {
+        row["kind"]: row
+        for row in joined.groupBy("kind")
+        .agg(
+            F.count("*").alias("count"),
+            F.collect_list(F.when(listed, F.col("path"))).alias("paths"),
+        )
+        .collect()
     }
     kinds = ("added", "replaced", "removed", "unchanged", "other_fit")
-    return ProjectionChanges(fit, **{name: counts.get(name, 0) for name in kinds})
+    counts = {name: by_kind[name]["count"] if name in by_kind else 0 for name in kinds}
+    paths = {
+        f"{name}_paths": sorted(by_kind[name]["paths"]) if name in by_kind else []
+        for name in ("added", "replaced", "removed")
+    }
+    return ProjectionChanges(fit, **counts, **paths)
 
 
 def project(image_features: DataFrame, pca_model: PipelineModel) -> DataFrame:
@@ -297,8 +316,10 @@ def project_features(
     With the same fit as the rows already there (``fit``, recorded in each row's
     ``pca_fit``), only images not yet projected are; with another fit, every image is.
     Nothing is computed when the features and the fit are those of the last projection.
-    The kinds of the changes come from ``projection_changes`` (the same two tables compared
-    already) or, without it, from a query of their keys.
+    Given ``projection_changes`` (the same two tables compared already), the images to
+    project and the paths to delete are its paths, and the projected table is not read
+    again; without it (or when rows of another fit remain under the same fit, after a run
+    killed between the model's save and the projection's), they come from queries of both.
 
     Returns:
         Changes keyed by ``path``: rows ``path``, ``label``, ``split``, ``content_hash``,
@@ -307,30 +328,50 @@ def project_features(
     identity = ["path", "content_hash", "backbone"]
 
     def rows() -> DataFrame | delta.CountedChanges:
+        if projection_changes is not None and not (
+            fit == projection_changes.fit and projection_changes.other_fit
+        ):
+            return _changes_from_keys(image_features, pca_model, fit, projection_changes)
         to_project = image_features
         if previous_pca_features is not None:
             same_fit = previous_pca_features.where(F.col("pca_fit") == fit).select(*identity)
             to_project = image_features.join(same_fit, identity, "left_anti")
-        projected = delta.upserts(project(to_project, pca_model).withColumn("pca_fit", F.lit(fit)))
+        projected = _projected(to_project, pca_model, fit)
         if previous_pca_features is None:
             return projected
-        # Counted from the keys alone (nothing projected): the rows are then computed once,
-        # as they are written, and a kind counted absent is not queried (the deletions'
-        # query reads the three tables again).
-        held = projection_changes.held(fit) if projection_changes is not None else None
-        if held is not None and delta.DELETE not in held:
-            return delta.CountedChanges(projected, held)
         gone = previous_pca_features.select("path").join(
             image_features.select("path"), "path", "left_anti"
         )
-        removed = delta.deletes(gone, projected)
-        if held is not None:
-            changes = projected.unionByName(removed) if delta.UPSERT in held else removed
-            return delta.CountedChanges(changes, held)
-        changes = projected.unionByName(removed)
+        changes = projected.unionByName(delta.deletes(gone, projected))
         return delta.CountedChanges(
             changes, delta.count_held(changes, previous_pca_features, ["path"])
         )
 
     sources = {"image_features": delta.table_digest(image_features), "pca_fit": fit}
     return delta.TableChanges(rows=rows, sources=sources)
+
+
+def _projected(image_features: DataFrame, pca_model: PipelineModel, fit: str) -> DataFrame:
+    return delta.upserts(project(image_features, pca_model).withColumn("pca_fit", F.lit(fit)))
+
+
+def _changes_from_keys(
+    image_features: DataFrame,
+    pca_model: PipelineModel,
+    fit: str,
+    projection_changes: ProjectionChanges,
+) -> delta.CountedChanges:
+    """The changes ``projection_changes`` found: the images added or replaced projected (all
+    of them with another fit), the removed paths deleted. The projected table is not read."""
+    spark = image_features.sparkSession
+    held = projection_changes.held(fit)
+    to_project = image_features
+    if fit == projection_changes.fit:  # the rows projected with it stay
+        changed = projection_changes.added_paths + projection_changes.replaced_paths
+        to_project = image_features.join(path_rows(spark, changed), "path", "left_semi")
+    projected = _projected(to_project, pca_model, fit)
+    if delta.DELETE not in held:
+        return delta.CountedChanges(projected, held)
+    removed = delta.deletes(path_rows(spark, projection_changes.removed_paths), projected)
+    changes = projected.unionByName(removed) if delta.UPSERT in held else removed
+    return delta.CountedChanges(changes, held)

@@ -31,12 +31,11 @@ def first_images_per_label(
 
 
 def first_two_components(
-    pca_features: DataFrame, max_points: int, seed: int
-) -> tuple[pd.DataFrame, int]:
-    """A random sample of about ``max_points`` images (``label``, ``pc1``, ``pc2``), and
-    how many images there are in all. Only the sample reaches the driver."""
-    total = pca_features.count()
-    sample = (
+    pca_features: DataFrame, total: int, max_points: int, seed: int
+) -> pd.DataFrame:
+    """A random sample of about ``max_points`` of the ``total`` images (``label``, ``pc1``,
+    ``pc2``): one query, and only the sample reaches the driver."""
+    return (
         pca_features.sample(fraction=min(1.0, max_points / max(total, 1)), seed=seed)
         .select(
             "label", F.col("pca_features")[0].alias("pc1"), F.col("pca_features")[1].alias("pc2")
@@ -44,7 +43,6 @@ def first_two_components(
         .limit(max_points)
         .toPandas()
     )
-    return sample, total
 
 
 def calibration_contents(images: DataFrame, count: int, train_split: str) -> list[bytes]:

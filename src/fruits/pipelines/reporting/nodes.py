@@ -36,15 +36,21 @@ def plot_sample_images(
     return FigurePlan(sources, draw)
 
 
-def plot_pca_scatter(pca_features: DataFrame, params: PcaScatterParams) -> FigurePlan:
-    """About ``max_points`` images drawn at random, on the first two principal components."""
+def plot_pca_scatter(
+    pca_features: DataFrame, featurization_report: dict[str, Any], params: PcaScatterParams
+) -> FigurePlan:
+    """About ``max_points`` images drawn at random, on the first two principal components.
+
+    The images projected are the run's accepted files: their count is the report's (a count
+    of the table would be one more query).
+    """
+    total = featurization_report["accepted"]
 
     def draw() -> Figure:
-        return figures.pca_scatter(
-            *first_two_components(pca_features, params.max_points, params.seed)
-        )
+        sample = first_two_components(pca_features, total, params.max_points, params.seed)
+        return figures.pca_scatter(sample, total)
 
-    sources = sources_of("pca_scatter", table_digest(pca_features), params.model_dump())
+    sources = sources_of("pca_scatter", table_digest(pca_features), total, params.model_dump())
     return FigurePlan(sources, draw)
 
 

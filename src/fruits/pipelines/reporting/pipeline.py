@@ -30,7 +30,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 func=plot_pca_scatter,
-                inputs=["pca_features", "params:reporting.pca_scatter"],
+                inputs=["pca_features", "featurization_report", "params:reporting.pca_scatter"],
                 outputs="pca_scatter_plot",
                 name="plot_pca_scatter",
             ),
