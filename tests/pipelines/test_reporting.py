@@ -1,5 +1,7 @@
 """Reporting: the plots of the pipeline run, and what each plotting node draws."""
 
+import json
+
 import pytest
 from matplotlib.patches import Rectangle
 from PIL import Image
@@ -44,7 +46,12 @@ def test_pca_scatter_draws_a_bounded_sample(spark, pipeline_run):
     pca_features = spark.read.format("delta").load(
         str(pipeline_run.data_root / "05_model_input" / "pca_features")
     )
-    report = {"accepted": pca_features.count()}
+    # The run's own report: the scatter's total is its count of accepted files, which must be
+    # the number of projected images.
+    report = json.loads(
+        (pipeline_run.data_root / "08_reporting" / "featurization_report.json").read_text()
+    )
+    assert report["accepted"] == pca_features.count()
     figure = plot_pca_scatter(pca_features, report, PcaScatterParams(max_points=50, seed=1)).draw()
     points = sum(len(c.get_offsets()) for c in figure.axes[0].collections)
     assert 0 < points <= 50
